@@ -1,0 +1,31 @@
+"""gtn_edu: Generative Teaching Networks, written to be read, taught and extended.
+
+The public API, re-exported here:
+
+* data flow: `Curriculum` -> `Teacher` -> `UnrolledSGD(Learner)` -> meta-loss;
+* baselines: `RealData`, `DistilledData`;
+* outer loop: `MetaTrainer`, `Callback`, `RealBatchLoss`;
+* evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
+* configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`.
+"""
+
+from .arch_space import ArchSpace, ConvSpace, MLPSpace
+from .config import CIFARConfig, GTNConfig, MNISTConfig
+from .curriculum import Curriculum
+from .data import DataNotFoundError, Dataset, Split, load_dataset
+from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
+from .learner import ConvLearner, Learner, LearnerState, MLPLearner
+from .meta import Callback, MetaLossDivergedError, MetaTrainer, RealBatchLoss
+from .nn import LearnerBatchNorm, WNConv2d, WNLinear
+from .teacher import BaseTeacher, DistilledData, RealData, Teacher, TensorBatches
+from .unrolled import UnrolledSGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchSpace", "ConvSpace", "MLPSpace", "CIFARConfig", "GTNConfig", "MNISTConfig", "Curriculum",
+    "DataNotFoundError", "Dataset", "Split", "load_dataset", "FewStepResult", "accuracy_per_step",
+    "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
+    "Callback", "MetaLossDivergedError", "MetaTrainer", "RealBatchLoss", "LearnerBatchNorm", "WNConv2d",
+    "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches", "UnrolledSGD",
+]

@@ -1,0 +1,137 @@
+"""Configurations with the paper's defaults (Tables 2 and 3), and the quick CPU variants.
+
+A config is a plain dataclass: the CLI builds its options from the fields, a checkpoint
+stores `asdict(config)`, and `dataclasses.replace` makes variants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+__all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate"]
+
+
+@dataclass
+class GTNConfig:
+    """Everything that defines one GTN run. Defaults: MNIST, Table 2.
+
+    Attributes:
+        dataset: "mnist", "fashion-mnist" or "cifar10".
+        inner_steps: T, SGD steps of the learner on synthetic data.
+        inner_batch: B, synthetic images per inner step (a multiple of the class count).
+        outer_batch: real images in each meta-loss evaluation.
+        outer_steps: outer (meta-training) iterations.
+        outer_lr: Adam learning rate for teacher, curriculum, lr and momentum.
+        adam_betas: Adam (beta1, beta2).
+        adam_eps: Adam epsilon.
+        init_lr: initial inner learning rate alpha.
+        init_momentum: initial inner momentum beta.
+        per_step_hyper: learn one alpha_t, beta_t per inner step instead of one shared pair.
+        latent_dim: size of the generator's code z.
+        teacher_hidden: width of the generator's first FC layer.
+        teacher_channels: channels of the generator's 1/4-resolution map.
+        teacher_conv_channels: channels of the generator's middle conv.
+        weight_norm: weight normalisation in generator and learners.
+        curriculum: "full", "shuffled_batch", "all_shuffled" or "none".
+        mode: "checkpoint" or "full" unrolling.
+        meta_loss_every: also score the learner on real data every this many inner steps
+            (0: only after the last step). The meta-loss is the mean over scored steps.
+        arch: learner space, "mnist", "cifar" or "mlp".
+        arch_scale: multiply the architecture space's width ranges (quick mode shrinks them).
+        grad_clip: clip the meta-gradient norm to this value (None: no clipping).
+        eval_learners: fresh learners used to measure few-step accuracy.
+        seed: seed for everything random.
+    """
+
+    dataset: str = "mnist"
+    inner_steps: int = 32
+    inner_batch: int = 130  # paper: 128; balanced labels need a multiple of 10
+    outer_batch: int = 128
+    outer_steps: int = 2000
+    outer_lr: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    init_lr: float = 0.02
+    init_momentum: float = 0.5
+    per_step_hyper: bool = False
+    latent_dim: int = 128
+    teacher_hidden: int = 1024
+    teacher_channels: int = 128
+    teacher_conv_channels: int = 64
+    weight_norm: bool = True
+    curriculum: str = "full"
+    mode: str = "checkpoint"
+    meta_loss_every: int = 0
+    arch: str = "mnist"
+    arch_scale: float = 1.0
+    grad_clip: float | None = None
+    eval_learners: int = 5
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        """A plain dict (what checkpoints store)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GTNConfig:
+        """Rebuild a config from `to_dict()` output (unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        if "adam_betas" in d:
+            d["adam_betas"] = tuple(d["adam_betas"])
+        return validate(cls(**d))
+
+
+def MNISTConfig(**overrides) -> GTNConfig:  # noqa: N802 - reads like a class, as in the paper's tables
+    """Table 2 (MNIST) with optional overrides."""
+    return validate(replace(GTNConfig(), **overrides))
+
+
+def CIFARConfig(**overrides) -> GTNConfig:  # noqa: N802
+    """Table 3 (CIFAR-10) with optional overrides."""
+    base = GTNConfig(dataset="cifar10", inner_steps=128, outer_batch=256, outer_lr=0.002,
+                     adam_betas=(0.9, 0.9), adam_eps=1e-5, arch="cifar", meta_loss_every=16)
+    return validate(replace(base, **overrides))
+
+
+QUICK_CHANGES = dict(
+    inner_steps=16, inner_batch=100, outer_batch=200, outer_steps=300, outer_lr=0.01,
+    per_step_hyper=True, teacher_hidden=256, teacher_channels=32, teacher_conv_channels=32,
+    meta_loss_every=4, arch_scale=0.25)
+"""What `--quick` changes from the paper's settings, so a 2-core CPU finishes in minutes."""
+
+
+def quick(cfg: GTNConfig) -> GTNConfig:
+    """The CPU-sized variant of `cfg` (see `QUICK_CHANGES` for what shrinks)."""
+    return validate(replace(cfg, **QUICK_CHANGES))
+
+
+def validate(cfg: GTNConfig) -> GTNConfig:
+    """Raise ValueError naming the field and the fix for any invalid value; return cfg."""
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise ValueError(msg)
+    need(cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),
+         f"dataset must be mnist, fashion-mnist or cifar10, got {cfg.dataset!r}")
+    for name in ("inner_steps", "inner_batch", "outer_batch", "latent_dim", "teacher_hidden",
+                 "teacher_channels", "teacher_conv_channels", "eval_learners"):
+        v = getattr(cfg, name)
+        need(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+    need(cfg.outer_steps >= 0, f"outer_steps must be >= 0, got {cfg.outer_steps}")
+    need(cfg.inner_batch % 10 == 0,
+         f"inner_batch={cfg.inner_batch} must be a multiple of the 10 classes (balanced labels), "
+         f"e.g. {max(10, round(cfg.inner_batch / 10) * 10)}")
+    need(cfg.outer_lr > 0 and cfg.init_lr > 0, "outer_lr and init_lr must be > 0")
+    need(0 < cfg.init_momentum < 1, f"init_momentum must lie in (0, 1), got {cfg.init_momentum}")
+    need(cfg.curriculum in ("full", "shuffled_batch", "all_shuffled", "none"),
+         f"curriculum must be full, shuffled_batch, all_shuffled or none, got {cfg.curriculum!r}")
+    need(cfg.mode in ("checkpoint", "full"), f"mode must be checkpoint or full, got {cfg.mode!r}")
+    need(cfg.meta_loss_every >= 0, f"meta_loss_every must be >= 0, got {cfg.meta_loss_every}")
+    need(cfg.arch in ("mnist", "cifar", "mlp"), f"arch must be mnist, cifar or mlp, got {cfg.arch!r}")
+    need(cfg.arch_scale > 0, f"arch_scale must be > 0, got {cfg.arch_scale}")
+    return cfg
+
+

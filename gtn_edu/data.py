@@ -1,0 +1,195 @@
+"""Datasets as normalised tensors, split the way the paper splits them.
+
+MNIST and Fashion-MNIST: the 60k training images are split uniformly into 50k train
+and 10k validation; results are reported on the 10k test set. CIFAR-10: 45k / 5k / 10k.
+Every split is normalised with the training split's per-channel mean and standard
+deviation (mean 0, variance 1; the paper found this "particularly important").
+
+The data root comes from the `root` argument (the CLI's `--data-root`), else the
+environment variable `GTN_EDU_DATA`, else `~/.cache/gtn_edu`. Files are found in
+torchvision's layout and downloaded by torchvision where the network allows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["Split", "Dataset", "load_dataset", "data_root", "DataNotFoundError", "DATASETS", "ENV_VAR"]
+
+ENV_VAR = "GTN_EDU_DATA"
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+_FILES = {
+    "mnist": ("MNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    "fashion-mnist": ("FashionMNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    "cifar10": ("cifar-10-batches-py", ["data_batch_1", "...", "data_batch_5", "test_batch", "batches.meta"]),
+}
+_VAL_SIZE = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 5_000}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset is not under the data root and could not be downloaded."""
+
+
+@dataclass
+class Split:
+    """One split as tensors: x (N, C, H, W) float, normalised; y (N,) int64."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split on another device."""
+        return Split(self.x.to(device), self.y.to(device))
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """A uniformly random batch (with replacement across calls), on the split's device."""
+        dev = generator.device if generator is not None else self.x.device
+        idx = torch.randint(len(self.y), (batch_size,), generator=generator, device=dev).to(self.x.device)
+        return self.x[idx], self.y[idx]
+
+
+@dataclass
+class Dataset:
+    """Train, validation and test splits with their metadata.
+
+    Attributes:
+        name: dataset name.
+        train: split used for the inner loop of baselines and the meta-loss.
+        val: held-out part of the official training set (for tuning).
+        test: the official test set (for reporting).
+        mean: per-channel mean used for normalisation.
+        std: per-channel standard deviation used for normalisation.
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    mean: Tensor
+    std: Tensor
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return int(self.train.y.max()) + 1
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """All splits on another device."""
+        return Dataset(self.name, self.train.to(device), self.val.to(device), self.test.to(device),
+                       self.mean, self.std)
+
+    def denormalise(self, x: Tensor) -> Tensor:
+        """Undo the normalisation (for showing real images)."""
+        shape = (1, -1, 1, 1)
+        return x * self.std.to(x).view(shape) + self.mean.to(x).view(shape)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, else $GTN_EDU_DATA, else ~/.cache/gtn_edu."""
+    if root is None:
+        root = os.environ.get(ENV_VAR) or Path.home() / ".cache" / "gtn_edu"
+    return Path(root).expanduser()
+
+
+def _missing_message(name: str, root: Path, reason: str) -> str:
+    folder, files = _FILES[name]
+    return (f"{name} was not found under the data root {root} and could not be downloaded ({reason}).\n"
+            f"Either let torchvision download it (needs internet), or put these files in {root / folder}:\n  "
+            + "\n  ".join(files)
+            + f"\nthen pass --data-root {root} or set {ENV_VAR}={root}.")
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    if not root.is_dir() and not download:
+        raise DataNotFoundError(_missing_message(name, root, "the folder does not exist"))
+    try:
+        train, test = cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
+    except DataNotFoundError:
+        raise
+    except Exception as err:  # torchvision raises RuntimeError, URLError, OSError, ...
+        if name == "cifar10" and (root / "cifar-10-batches-py-partial").is_dir():
+            return _load_cifar_partial(root)
+        raise DataNotFoundError(_missing_message(name, root, f"{type(err).__name__}: {err}")) from err
+
+    def as_tensors(ds) -> tuple[Tensor, Tensor]:
+        x = torch.as_tensor(ds.data)
+        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
+        return x.float().div_(255), torch.as_tensor(ds.targets, dtype=torch.long)
+
+    return (*as_tensors(train), *as_tensors(test))
+
+
+def _load_cifar_partial(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The partial CIFAR-10 copy some offline machines carry (4000 train / 1000 test images)."""
+    from torchvision.datasets import CIFAR10
+
+    class CIFAR10Partial(CIFAR10):
+        base_folder = "cifar-10-batches-py-partial"
+        train_list = [["data_batch_1.first4000", None]]
+        test_list = [["test_batch.first1000", None]]
+
+        def _check_integrity(self) -> bool:
+            return True
+
+    out = []
+    for train in (True, False):
+        ds = CIFAR10Partial(str(root), train=train, download=False)
+        out += [torch.as_tensor(ds.data).permute(0, 3, 1, 2).float().div_(255),
+                torch.as_tensor(ds.targets, dtype=torch.long)]
+    return tuple(out)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True,
+                 val_size: int | None = None, seed: int = 0, device: torch.device | str = "cpu") -> Dataset:
+    """Load a dataset as normalised tensors, split into train / validation / test.
+
+    Args:
+        name: "mnist", "fashion-mnist" or "cifar10".
+        root: data root (default: $GTN_EDU_DATA, else ~/.cache/gtn_edu).
+        download: let torchvision download missing files.
+        val_size: images held out of the training set (paper: 10k MNIST, 5k CIFAR-10).
+        seed: seed of the uniform train/validation split.
+        device: where to keep the tensors (the whole set fits on any GPU).
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        DataNotFoundError: the files are missing and cannot be downloaded; the message says
+            which files to put where.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    root = data_root(root)
+    x_tr, y_tr, x_te, y_te = _load_torchvision(name, root, download)
+    val_size = _VAL_SIZE[name] if val_size is None else val_size
+    if val_size == _VAL_SIZE[name] and len(y_tr) < 2 * val_size:  # a partial copy: keep the ratio
+        val_size = len(y_tr) // 10
+    if not 0 <= val_size < len(y_tr):
+        raise ValueError(f"val_size must be in [0, {len(y_tr)}), got {val_size}")
+    perm = torch.randperm(len(y_tr), generator=torch.Generator().manual_seed(seed))
+    tr, va = perm[val_size:], perm[:val_size]
+    mean = x_tr[tr].mean(dim=(0, 2, 3))
+    std = x_tr[tr].std(dim=(0, 2, 3))
+    norm = lambda x: (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)  # noqa: E731
+    ds = Dataset(name, Split(norm(x_tr[tr]), y_tr[tr]), Split(norm(x_tr[va]), y_tr[va]),
+                 Split(norm(x_te), y_te), mean, std)
+    return ds.to(device)

@@ -1,0 +1,116 @@
+"""Few-step evaluation: how well do fresh learners do after T steps on a teacher's data?
+
+Everything here trains learners the plain way (`differentiable=False`: no meta-graph)
+and measures accuracy on a held-out split, so it is what a NAS user would pay per
+architecture.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from .arch_space import ArchSpace
+from .curriculum import Curriculum
+from .data import Split
+from .teacher import BaseTeacher
+from .unrolled import UnrolledSGD
+
+__all__ = ["FewStepResult", "few_step_accuracy", "accuracy_per_step", "ensemble_accuracy"]
+
+
+@dataclass
+class FewStepResult:
+    """Accuracies of independently sampled learners.
+
+    Attributes:
+        accuracies: one accuracy per fresh learner.
+    """
+
+    accuracies: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        """Mean accuracy."""
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (0 for one learner)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f}% +- {100 * self.std:.2f} (n={len(self.accuracies)})"
+
+
+def _train(teacher, curriculum, sgd, learner, generator, at=None):
+    batches = teacher.batches(curriculum, generator)
+    return sgd.unroll(learner, batches, at=at, differentiable=False)
+
+
+def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
+                      split: Split, *, n_learners: int = 5, seed: int = 1234) -> FewStepResult:
+    """Train `n_learners` fresh learners for T steps on `teacher`'s data; accuracy on `split`.
+
+    Args:
+        teacher: any teacher (GTN, `RealData`, `DistilledData`).
+        curriculum: the curriculum (T, B and codes).
+        sgd: the inner optimiser, with its (meta-learned) lr and momentum.
+        arch_space: where the fresh learners come from.
+        split: held-out data to score on (use the test split for reporting).
+        n_learners: number of fresh learners.
+        seed: seeds architectures, initialisations and (for `RealData`) batches.
+
+    Returns:
+        A `FewStepResult` with one accuracy per learner.
+    """
+    if n_learners < 1:
+        raise ValueError(f"n_learners must be >= 1, got {n_learners}")
+    device = split.x.device
+    arch_gen = torch.Generator().manual_seed(seed)
+    data_gen = torch.Generator(device).manual_seed(seed)
+    result = FewStepResult()
+    for _ in range(n_learners):
+        learner = arch_space.sample(arch_gen).to(device)
+        state = _train(teacher, curriculum, sgd, learner, data_gen)
+        result.accuracies.append(learner.accuracy(state, split.x, split.y))
+    return result
+
+
+def accuracy_per_step(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
+                      split: Split, *, n_learners: int = 3, seed: int = 1234) -> list[FewStepResult]:
+    """Accuracy after each of the T inner steps (Figure 2b), one result per step."""
+    device = split.x.device
+    arch_gen = torch.Generator().manual_seed(seed)
+    data_gen = torch.Generator(device).manual_seed(seed)
+    T = curriculum.steps
+    per_step = [FewStepResult() for _ in range(T)]
+    for _ in range(n_learners):
+        learner = arch_space.sample(arch_gen).to(device)
+        states = _train(teacher, curriculum, sgd, learner, data_gen, at=range(1, T + 1))
+        for t, state in enumerate(states):
+            per_step[t].accuracies.append(learner.accuracy(state, split.x, split.y))
+    return per_step
+
+
+@torch.no_grad()
+def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
+                      split: Split, *, n_learners: int = 5, seed: int = 1234) -> tuple[float, FewStepResult]:
+    """Accuracy of the averaged softmax of `n_learners` learners trained on one teacher (Figure 7).
+
+    Returns:
+        (ensemble accuracy, the individual learners' `FewStepResult`).
+    """
+    device = split.x.device
+    arch_gen = torch.Generator().manual_seed(seed)
+    data_gen = torch.Generator(device).manual_seed(seed)
+    probs = torch.zeros(len(split), arch_space.num_classes, device=device)
+    single = FewStepResult()
+    for _ in range(n_learners):
+        learner = arch_space.sample(arch_gen).to(device)
+        state = _train(teacher, curriculum, sgd, learner, data_gen)
+        single.accuracies.append(learner.accuracy(state, split.x, split.y))
+        probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(2000)])
+    return (probs.argmax(1) == split.y).float().mean().item(), single

@@ -1,0 +1,76 @@
+"""Build the pieces of a GTN run from a `GTNConfig`: the glue the CLI and tutorials share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .arch_space import ArchSpace
+from .config import GTNConfig
+from .curriculum import Curriculum
+from .data import Dataset
+from .meta import Callback, MetaTrainer, RealBatchLoss
+from .teacher import DistilledData, RealData, Teacher
+from .unrolled import UnrolledSGD
+
+__all__ = ["Arm", "build_arch_space", "build_arm"]
+
+
+@dataclass
+class Arm:
+    """One treatment of an experiment: what trains the learners, and its meta-trainer."""
+
+    name: str
+    teacher: torch.nn.Module
+    curriculum: Curriculum
+    sgd: UnrolledSGD
+    arch_space: ArchSpace
+    trainer: MetaTrainer
+
+
+def _scale(r: tuple[int, int], s: float) -> tuple[int, int]:
+    return max(1, round(r[0] * s)), max(1, round(r[1] * s))
+
+
+def build_arch_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_classes: int = 10) -> ArchSpace:
+    """The learner space named by `cfg.arch`, widths scaled by `cfg.arch_scale`."""
+    s, wn = cfg.arch_scale, dict(weight_norm=cfg.weight_norm)
+    if cfg.arch == "mnist":
+        return ArchSpace.mnist(image_shape, num_classes, channel_ranges=(_scale((32, 128), s), _scale((64, 256), s)),
+                               hidden_range=_scale((64, 256), s), **wn)
+    if cfg.arch == "cifar":
+        ranges = (_scale((32, 128), s),) + (_scale((64, 256), s),) * 4
+        return ArchSpace.cifar(image_shape, num_classes, channel_ranges=ranges, **wn)
+    return ArchSpace.mlp(image_shape, num_classes, width_range=_scale((64, 256), s), **wn)
+
+
+def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device | str = "cpu",
+              log_path=None, callbacks: list[Callback] | tuple = (), progress: bool = True) -> Arm:
+    """A ready-to-train arm: "gtn" (the generator), "real" (tuned real data) or "distilled".
+
+    Every arm meta-learns the inner lr and momentum, so all are tuned the same way.
+    """
+    torch.manual_seed(cfg.seed)
+    shape, k = data.image_shape, data.num_classes
+    curriculum = Curriculum(cfg.inner_steps, cfg.inner_batch, k, cfg.latent_dim,
+                            variant=cfg.curriculum if kind == "gtn" else "none")
+    if kind == "gtn":
+        teacher = Teacher(shape, k, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
+                          channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
+                          weight_norm=cfg.weight_norm)
+    elif kind == "real":
+        teacher = RealData(data.train.x, data.train.y)
+    elif kind == "distilled":
+        teacher = DistilledData(shape, cfg.inner_steps, cfg.inner_batch, k)
+    else:
+        raise ValueError(f"unknown arm {kind!r}; choose gtn, real or distilled")
+    sgd = UnrolledSGD(cfg.init_lr, cfg.init_momentum, steps=cfg.inner_steps if cfg.per_step_hyper else None,
+                      mode=cfg.mode)
+    teacher, curriculum, sgd = teacher.to(device), curriculum.to(device), sgd.to(device)
+    arch = build_arch_space(cfg, shape, k)
+    trainer = MetaTrainer(teacher, curriculum, sgd, arch, RealBatchLoss(data.train, cfg.outer_batch),
+                          outer_lr=cfg.outer_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
+                          meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip, seed=cfg.seed,
+                          log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress)
+    return Arm(kind, teacher, curriculum, sgd, arch, trainer)

@@ -1,0 +1,230 @@
+r"""Learners: ordinary `nn.Module`s that can also run on a parameter dict you pass in.
+
+Inside the inner loop the learner's weights are not `nn.Parameter`s but tensors that
+depend on the teacher: $\theta_{t+1} = \theta_t - \alpha\, m_{t+1}$. A `Learner`
+therefore runs *functionally* through `torch.func.functional_call`, with the weights
+and BatchNorm statistics held in a `LearnerState`. The same class trains the ordinary
+way too (call it like any module).
+
+A subclass defines its layers and `forward`; everything else (state, losses,
+statistics) comes from the base class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .nn import LEAKY_SLOPE, LearnerBatchNorm, WNConv2d, WNLinear
+
+__all__ = ["LearnerState", "Learner", "ConvLearner", "MLPLearner"]
+
+
+@dataclass
+class LearnerState:
+    r"""Everything that changes while a learner trains: $(\theta_t, m_t, \text{BN stats})$.
+
+    Attributes:
+        params: weights by parameter name (what SGD updates).
+        momentum: SGD momentum buffer $m_t$, one tensor per parameter.
+        buffers: BatchNorm statistics by buffer name (the last batch's, after training).
+    """
+
+    params: dict[str, Tensor]
+    momentum: dict[str, Tensor]
+    buffers: dict[str, Tensor] = field(default_factory=dict)
+
+    def tensors(self) -> list[Tensor]:
+        """All tensors in a fixed order: params, momentum, buffers."""
+        return [*self.params.values(), *self.momentum.values(), *self.buffers.values()]
+
+    def with_tensors(self, tensors: list[Tensor] | tuple[Tensor, ...]) -> LearnerState:
+        """A state of the same layout holding `tensors` (the inverse of `tensors()`)."""
+        n_p, n_b = len(self.params), len(self.buffers)
+        it = iter(tensors)
+        params = {k: next(it) for k in self.params}
+        momentum = {k: next(it) for k in self.momentum}
+        buffers = {k: next(it) for k in self.buffers}
+        assert len(params) == n_p and len(buffers) == n_b
+        return LearnerState(params, momentum, buffers)
+
+    def detach(self) -> LearnerState:
+        """A copy cut off from the autograd graph."""
+        return self.with_tensors([t.detach() for t in self.tensors()])
+
+    def num_bytes(self) -> int:
+        """Bytes of all tensors in the state (what checkpointing stores per inner step)."""
+        return sum(t.numel() * t.element_size() for t in self.tensors())
+
+
+class Learner(nn.Module):
+    """Base class for learners trained by `UnrolledSGD`.
+
+    Subclasses build layers in `__init__` and implement `forward(x) -> logits`. Use
+    `LearnerBatchNorm` for batch normalisation so statistics become part of the state.
+
+    Args:
+        input_shape: shape of one input sample, e.g. `(1, 28, 28)`.
+        num_classes: number of outputs.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+
+    # ---- the one method a researcher may want to override besides forward ----
+    def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
+        """The inner and outer loss; cross-entropy by default (appendix A)."""
+        return F.cross_entropy(output, target)
+
+    # ---- state ----
+    def init_state(self) -> LearnerState:
+        """The module's current weights as a fresh `LearnerState` (momentum zero)."""
+        params = {k: p.detach().clone() for k, p in self.named_parameters()}
+        momentum = {k: torch.zeros_like(p) for k, p in params.items()}
+        buffers = {k: b.detach().clone() for k, b in self.named_buffers()}
+        return LearnerState(params, momentum, buffers)
+
+    def load_state(self, state: LearnerState) -> None:
+        """Copy a trained state's weights and statistics into the module's own tensors."""
+        with torch.no_grad():
+            for k, p in self.named_parameters():
+                p.copy_(state.params[k])
+            for k, b in self.named_buffers():
+                b.copy_(state.buffers[k])
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error when `x` is not a batch of `input_shape` samples."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape (batch, {', '.join(map(str, self.input_shape))}) "
+                f"but got {tuple(x.shape)}. Build the learner (or its ArchSpace) with "
+                f"input_shape={tuple(x.shape[1:])}, or feed data of the shape it was built for.")
+
+    # ---- functional use ----
+    def train_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
+                   y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss on a training batch with batch statistics; returns (loss, new BN statistics)."""
+        self.check_input(x)
+        self.train()
+        out = functional_call(self, {**params, **buffers}, (x,))
+        stats = {}
+        for name, m in self.named_modules():
+            if isinstance(m, LearnerBatchNorm):
+                prefix = f"{name}." if name else ""
+                stats[prefix + "running_mean"], stats[prefix + "running_var"] = m.last_stats
+                m.last_stats = None
+        return self.loss_fn(out, y), stats
+
+    def predict(self, state: LearnerState, x: Tensor) -> Tensor:
+        """Outputs of the trained learner (eval mode: BN uses the state's statistics)."""
+        self.check_input(x)
+        self.eval()
+        return functional_call(self, {**state.params, **state.buffers}, (x,))
+
+    def loss(self, state: LearnerState, x: Tensor, y: Tensor) -> Tensor:
+        r"""Meta-loss of a trained learner on real data, e.g. $\ell(\theta_T; x_\text{real})$."""
+        return self.loss_fn(self.predict(state, x), y)
+
+    @torch.no_grad()
+    def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = 2000) -> float:
+        """Classification accuracy of a trained state on (x, y), evaluated in chunks."""
+        correct = sum((self.predict(state, xb).argmax(1) == yb).sum()
+                      for xb, yb in zip(x.split(chunk), y.split(chunk)))
+        return float(correct) / len(y)
+
+
+def _act(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+class ConvLearner(Learner):
+    """Convolutional learner: convs (+BN, LeakyReLU) -> optional pooling -> FC head.
+
+    MNIST (appendix A.1): `channels=(c1, c2)`, `pool="max"` after each conv, one hidden
+    FC layer. CIFAR (A.2): five convs with `strides=(1, 2, 1, 2, 1)`, `pool="global"`.
+
+    Args:
+        input_shape: (C, H, W) of the inputs.
+        num_classes: number of outputs.
+        channels: filters of each conv layer.
+        strides: stride of each conv (default 1 everywhere).
+        hidden: width of the hidden FC layer, or None for a linear head only.
+        pool: "max" (2x2 max-pool after every conv) or "global" (average pool at the end).
+        batch_norm: use `LearnerBatchNorm` after each conv and hidden FC layer.
+        weight_norm: weight-normalise every conv and FC layer.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, channels: tuple[int, ...],
+                 *, strides: tuple[int, ...] | None = None, hidden: int | None = None,
+                 pool: str = "max", batch_norm: bool = True, weight_norm: bool = True) -> None:
+        super().__init__(input_shape, num_classes)
+        if pool not in ("max", "global"):
+            raise ValueError(f"pool must be 'max' or 'global', got {pool!r}")
+        strides = tuple(strides or (1,) * len(channels))
+        if len(strides) != len(channels):
+            raise ValueError(f"need one stride per conv layer: {len(channels)} channels, {len(strides)} strides")
+        c, h, w = input_shape
+        self.pool = pool
+        self.convs, self.conv_bns = nn.ModuleList(), nn.ModuleList()
+        for out, s in zip(channels, strides):
+            self.convs.append(WNConv2d(c, out, 3, stride=s, weight_norm=weight_norm))
+            self.conv_bns.append(LearnerBatchNorm(out) if batch_norm else nn.Identity())
+            c, h, w = out, (h - 1) // s + 1, (w - 1) // s + 1
+            if pool == "max":
+                h, w = h // 2, w // 2
+            if h < 1 or w < 1:
+                raise ValueError(
+                    f"input shape {tuple(input_shape)} is too small for {len(channels)} conv layers with "
+                    f"strides {strides} and pool={pool!r}: the feature map shrinks to nothing. Use larger "
+                    "images, fewer layers, or pool='global'.")
+        feat = c if pool == "global" else c * h * w
+        self.hidden = WNLinear(feat, hidden, weight_norm=weight_norm) if hidden else None
+        self.hidden_bn = LearnerBatchNorm(hidden) if (hidden and batch_norm) else nn.Identity()
+        self.head = WNLinear(hidden or feat, num_classes, weight_norm=weight_norm)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, classes)
+        for conv, bn in zip(self.convs, self.conv_bns):
+            x = _act(bn(conv(x)))
+            if self.pool == "max":
+                x = F.max_pool2d(x, 2)
+        x = x.mean(dim=(2, 3)) if self.pool == "global" else rearrange(x, "b c h w -> b (c h w)")
+        if self.hidden is not None:
+            x = _act(self.hidden_bn(self.hidden(x)))
+        return self.head(x)
+
+
+class MLPLearner(Learner):
+    """Fully connected learner: flatten -> [FC (+BN) -> LeakyReLU] * n -> FC.
+
+    Args:
+        input_shape: shape of one input sample (flattened internally).
+        num_classes: number of outputs.
+        hidden: widths of the hidden layers.
+        batch_norm: use `LearnerBatchNorm` after each hidden layer.
+        weight_norm: weight-normalise every layer.
+        activation: hidden nonlinearity (LeakyReLU(0.1) by default; CartPole uses tanh).
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (128,),
+                 *, batch_norm: bool = True, weight_norm: bool = True, activation=_act) -> None:
+        super().__init__(input_shape, num_classes)
+        d = int(torch.tensor(input_shape).prod())
+        self.layers, self.bns = nn.ModuleList(), nn.ModuleList()
+        for width in hidden:
+            self.layers.append(WNLinear(d, width, weight_norm=weight_norm))
+            self.bns.append(LearnerBatchNorm(width) if batch_norm else nn.Identity())
+            d = width
+        self.head = WNLinear(d, num_classes, weight_norm=weight_norm)
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, *input_shape) -> (B, classes)
+        x = x.flatten(1)
+        for layer, bn in zip(self.layers, self.bns):
+            x = self.activation(bn(layer(x)))
+        return self.head(x)

@@ -1,0 +1,217 @@
+r"""The outer loop: meta-train a teacher (and curriculum, lr, momentum) by meta-gradients.
+
+One outer iteration (paper, Figure 1a):
+
+1. sample a fresh learner from the architecture space;
+2. unroll T steps of SGD on the teacher's batches: $\theta_T(\phi)$;
+3. score it on a batch of real training data: $L(\phi) = \ell(\theta_T(\phi); x, y)$,
+   optionally averaged with the scores after intermediate steps;
+4. back-propagate through the whole inner loop and take an Adam step on $\phi$
+   (teacher weights, curriculum codes, $\alpha$, $\beta$).
+
+A meta-loss or meta-gradient that is NaN or infinite stops training with
+`MetaLossDivergedError` *before* the optimiser touches the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .arch_space import ArchSpace
+from .curriculum import Curriculum
+from .learner import Learner, LearnerState
+from .teacher import BaseTeacher
+from .unrolled import UnrolledSGD
+
+__all__ = ["MetaTrainer", "Callback", "MetaLossDivergedError", "RealBatchLoss", "CHECKPOINT_VERSION"]
+
+CHECKPOINT_VERSION = 1
+MetaLoss = Callable[[Learner, Sequence[LearnerState]], tuple[Tensor, dict]]
+
+
+class MetaLossDivergedError(RuntimeError):
+    """The meta-loss or its gradient became NaN or infinite."""
+
+
+class Callback:
+    """Watch the loops without subclassing the trainer; override what you need."""
+
+    def on_inner_step(self, trainer: MetaTrainer, t: int, state: LearnerState, inner_loss: Tensor) -> None:
+        """After inner step t of the current outer iteration."""
+
+    def on_outer_step(self, trainer: MetaTrainer, record: dict) -> None:
+        """After each outer iteration, with the logged record."""
+
+
+class RealBatchLoss:
+    """The supervised meta-loss: mean cross-entropy of the scored states on one real batch.
+
+    Args:
+        split: real training data with `sample(batch_size, generator)` (a `data.Split`).
+        batch_size: real examples per meta-loss (Table 2: 128).
+    """
+
+    def __init__(self, split, batch_size: int) -> None:
+        self.split, self.batch_size = split, batch_size
+        self.generator: torch.Generator | None = None
+
+    def __call__(self, learner: Learner, states: Sequence[LearnerState]) -> tuple[Tensor, dict]:
+        x, y = self.split.sample(self.batch_size, self.generator)
+        losses = []
+        for state in states:
+            out = learner.predict(state, x)
+            losses.append(learner.loss_fn(out, y))
+        acc = (out.argmax(1) == y).float().mean()  # accuracy of the final state
+        return torch.stack(losses).mean(), {"meta_acc": acc}
+
+
+class MetaTrainer:
+    """The GTN outer loop, with logs, callbacks, checkpoints and a divergence guard.
+
+    Args:
+        teacher: a `Teacher`, `RealData` or `DistilledData`.
+        curriculum: gives T, B and (for a `Teacher`) the codes.
+        sgd: the unrolled inner optimiser (its lr and momentum are meta-learned).
+        arch_space: where fresh learners come from.
+        meta_loss: `meta_loss(learner, states) -> (loss, extra_logs)`; e.g. `RealBatchLoss`.
+        outer_lr: Adam learning rate (Table 2: 0.01).
+        betas: Adam betas.
+        eps: Adam epsilon.
+        meta_loss_every: also score the learner every k inner steps (0: final step only).
+        grad_clip: clip the total meta-gradient norm (None: off).
+        seed: seeds learner sampling, curriculum shuffles and real batches.
+        log_path: append one JSON line per outer iteration here.
+        callbacks: `Callback` objects.
+        config: a plain dict stored in checkpoints.
+        progress: show a tqdm progress bar in `fit`.
+    """
+
+    def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
+                 meta_loss: MetaLoss, *, outer_lr: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None, seed: int = 0,
+                 log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
+                 config: dict | None = None, progress: bool = True) -> None:
+        self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
+        self.meta_loss, self.meta_loss_every, self.grad_clip = meta_loss, meta_loss_every, grad_clip
+        self.callbacks, self.config, self.progress = list(callbacks), config or {}, progress
+        self.log_path = Path(log_path) if log_path else None
+        self.device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.arch_generator = torch.Generator().manual_seed(seed + 1)  # CPU: architectures are sampled on host
+        if hasattr(meta_loss, "generator"):
+            meta_loss.generator = self.generator
+        self.params = self._meta_parameters()
+        if not self.params:
+            raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
+        self.optimizer = torch.optim.Adam(self.params, lr=outer_lr, betas=betas, eps=eps)
+        self.iteration, self.history = 0, []
+
+    def _meta_parameters(self) -> list[nn.Parameter]:
+        seen, out = set(), []
+        for m in (self.teacher, self.curriculum, self.sgd):
+            for p in m.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def scored_steps(self) -> list[int]:
+        """Inner steps after which the learner is scored on real data."""
+        T, k = self.curriculum.steps, self.meta_loss_every
+        return sorted(set(range(k, T + 1, k)) | {T}) if k else [T]
+
+    def outer_step(self) -> dict:
+        """One outer iteration; returns its log record."""
+        start = time.perf_counter()
+        learner = self.arch_space.sample(self.arch_generator).to(self.device)
+        batches = self.teacher.batches(self.curriculum, self.generator)
+        inner_losses: list[Tensor] = []
+
+        def on_inner(t: int, state: LearnerState, loss: Tensor) -> None:
+            inner_losses.append(loss.detach())
+            for cb in self.callbacks:
+                cb.on_inner_step(self, t, state, loss)
+
+        states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
+        loss, extra = self.meta_loss(learner, states)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise MetaLossDivergedError(
+                f"meta-loss is {loss.item()} at outer iteration {self.iteration}; the teacher was not updated. "
+                "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
+        loss.backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if not torch.isfinite(grad_norm):
+            raise MetaLossDivergedError(
+                f"meta-gradient is not finite at outer iteration {self.iteration}; the teacher was not updated. "
+                "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.optimizer.step()
+        record = {"iteration": self.iteration, "meta_loss": loss.item(), "grad_norm": grad_norm.item(),
+                  "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
+                  "lr": self.sgd.lr.detach().mean().item(), "momentum": self.sgd.momentum.detach().mean().item(),
+                  **{k: float(v) for k, v in extra.items()}, "seconds": time.perf_counter() - start}
+        self.iteration += 1
+        self.history.append(record)
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        for cb in self.callbacks:
+            cb.on_outer_step(self, record)
+        return record
+
+    def fit(self, outer_steps: int, *, desc: str = "meta-training", time_limit: float | None = None) -> list[dict]:
+        """Run `outer_steps` more outer iterations (stop early after `time_limit` seconds)."""
+        start, records = time.perf_counter(), []
+        bar = tqdm(range(outer_steps), desc=desc, disable=not self.progress, dynamic_ncols=True)
+        for _ in bar:
+            rec = self.outer_step()
+            records.append(rec)
+            bar.set_postfix(loss=f"{rec['meta_loss']:.3f}", acc=f"{rec.get('meta_acc', float('nan')):.3f}",
+                            lr=f"{rec['lr']:.3f}")
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                break
+        bar.close()
+        return records
+
+    # ---- checkpoints: a plain dict, loadable with torch.load(weights_only=True) ----
+    def state_dict(self) -> dict:
+        """Everything needed to resume: weights, optimiser, RNG states, config, iteration."""
+        return {"version": CHECKPOINT_VERSION, "config": self.config, "iteration": self.iteration,
+                "state_dict": {"teacher": self.teacher.state_dict(), "curriculum": self.curriculum.state_dict(),
+                               "sgd": self.sgd.state_dict(), "optimizer": self.optimizer.state_dict()},
+                "rng": {"generator": self.generator.get_state(), "arch": self.arch_generator.get_state()}}
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        """Restore from `state_dict()` output."""
+        if ckpt.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {ckpt.get('version')} is not {CHECKPOINT_VERSION}")
+        sd = ckpt["state_dict"]
+        self.teacher.load_state_dict(sd["teacher"])
+        self.curriculum.load_state_dict(sd["curriculum"])
+        self.sgd.load_state_dict(sd["sgd"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.generator.set_state(ckpt["rng"]["generator"])
+        self.arch_generator.set_state(ckpt["rng"]["arch"])
+        self.iteration = ckpt["iteration"]
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint to `path`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), path)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Resume from a checkpoint written by `save`."""
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))

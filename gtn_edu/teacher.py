@@ -1,0 +1,175 @@
+r"""Teachers: where the inner loop's training batches come from.
+
+`Teacher` is the GTN generator $x = G(z, y)$ of appendix A:
+
+    [z ; one_hot(y)] -> FC 1024 -> FC 128*(H/4)*(W/4) -> reshape -> upsample x2
+        -> conv 64 -> upsample x2 -> conv C -> tanh
+
+with weight normalisation, BatchNorm and LeakyReLU(0.1). Two baselines share its
+interface so the same trainer and evaluation run them: `RealData` (real training
+batches, nothing learned) and `DistilledData` (a learned tensor of images, dataset
+distillation as in Wang et al., 2018).
+
+Every teacher turns a `Curriculum` into `Batches`: T batches written as a pure function
+of the tensors that meta-gradients flow to, so the checkpointed unroll can recompute
+any batch in the backward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .curriculum import Curriculum
+from .nn import LEAKY_SLOPE, WNConv2d, WNLinear
+
+__all__ = ["BaseTeacher", "Teacher", "RealData", "DistilledData", "TensorBatches"]
+
+
+@dataclass
+class TensorBatches:
+    """T batches computed by `make(t, tensors) -> x_t`, with fixed labels `labels[t]`.
+
+    Attributes:
+        steps: number of inner steps T.
+        tensors: the inputs meta-gradients flow to.
+        make: rebuilds the images of batch t from `tensors`.
+        labels: (T, B) integer labels.
+    """
+
+    steps: int
+    tensors: tuple[Tensor, ...]
+    make: Callable[[int, Sequence[Tensor]], Tensor]
+    labels: Tensor
+
+    def batch(self, t: int, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Batch t as (x (B, C, H, W), y (B,))."""
+        return self.make(t, tensors), self.labels[t]
+
+
+class BaseTeacher(nn.Module):
+    """What the meta-trainer needs from any source of inner-loop data.
+
+    Subclasses implement `batches(curriculum, generator)`.
+    """
+
+    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+        """The T inner-loop batches for one outer iteration."""
+        raise NotImplementedError
+
+
+class Teacher(BaseTeacher):
+    """The GTN generator $G(z, y)$ (appendix A). Override `forward` for another generator.
+
+    Args:
+        image_shape: (C, H, W) of the images to generate; H and W divisible by 4.
+        num_classes: number of classes K (the one-hot part of the input).
+        latent_dim: size of the code z.
+        hidden: width of the first FC layer (1024 in the paper).
+        channels: channels of the 1/4-resolution feature map (128 in the paper).
+        conv_channels: channels of the middle conv (64 in the paper).
+        weight_norm: weight-normalise every layer (the paper's stabiliser).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, *,
+                 latent_dim: int = 128, hidden: int = 1024, channels: int = 128, conv_channels: int = 64,
+                 weight_norm: bool = True) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        if len(image_shape) != 3 or h % 4 or w % 4:
+            raise ValueError(f"Teacher needs image_shape (C, H, W) with H and W divisible by 4 (two x2 "
+                             f"upsamplings from H/4); got {tuple(image_shape)}. Pad or resize the data, "
+                             "e.g. to (1, 28, 28) or (3, 32, 32).")
+        self.image_shape, self.num_classes, self.latent_dim = tuple(image_shape), num_classes, latent_dim
+        self.h4, self.w4, self.channels = h // 4, w // 4, channels
+        wn = dict(weight_norm=weight_norm)
+        self.fc1 = WNLinear(latent_dim + num_classes, hidden, **wn)
+        self.bn1 = nn.BatchNorm1d(hidden, track_running_stats=False)
+        self.fc2 = WNLinear(hidden, channels * self.h4 * self.w4, **wn)
+        self.bn2 = nn.BatchNorm1d(channels * self.h4 * self.w4, track_running_stats=False)
+        self.conv1 = WNConv2d(channels, conv_channels, 3, **wn)
+        self.bn3 = nn.BatchNorm2d(conv_channels, track_running_stats=False)
+        self.conv2 = WNConv2d(conv_channels, c, 3, **wn)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:  # z (B, L), y (B,) -> x (B, C, H, W)
+        act = lambda v: F.leaky_relu(v, LEAKY_SLOPE)  # noqa: E731
+        x = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)  # (B, L + K)
+        x = act(self.bn1(self.fc1(x)))                                         # (B, 1024)
+        x = act(self.bn2(self.fc2(x)))                                         # (B, 128 h/4 w/4)
+        x = rearrange(x, "b (c h w) -> b c h w", c=self.channels, h=self.h4, w=self.w4)
+        x = F.interpolate(x, scale_factor=2)                                   # (B, 128, h/2, w/2)
+        x = act(self.bn3(self.conv1(x)))                                       # (B, 64, h/2, w/2)
+        x = F.interpolate(x, scale_factor=2)                                   # (B, 64, h, w)
+        return torch.tanh(self.conv2(x))                                       # (B, C, h, w)
+
+    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+        """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes."""
+        if curriculum.latent_dim != self.latent_dim or curriculum.num_classes != self.num_classes:
+            raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
+                             f" does not fit the teacher (latent_dim={self.latent_dim}, num_classes="
+                             f"{self.num_classes}); build both with the same values.")
+        z, y = curriculum.sample(generator)
+        names = [k for k, _ in self.named_parameters()]
+
+        def make(t: int, tensors: Sequence[Tensor]) -> Tensor:
+            params = dict(zip(names, tensors[:-1]))
+            return functional_call(self, params, (tensors[-1][t], y[t]))
+
+        return TensorBatches(curriculum.steps, (*self.parameters(), z), make, y)
+
+
+class RealData(BaseTeacher):
+    """Baseline: random batches of real training data; nothing is learned.
+
+    Args:
+        x: (N, C, H, W) training images (normalised).
+        y: (N,) labels.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        super().__init__()
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+        self.register_buffer("x", x, persistent=False)
+        self.register_buffer("y", y, persistent=False)
+
+    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+        """T random batches of B real examples (the curriculum gives only T and B)."""
+        T, B = curriculum.steps, curriculum.batch_size
+        dev = generator.device if generator is not None else self.x.device
+        idx = torch.randint(len(self.x), (T, B), generator=generator, device=dev).to(self.x.device)
+        return TensorBatches(T, (), lambda t, _: self.x[idx[t]], self.y[idx])
+
+
+class DistilledData(BaseTeacher):
+    """Baseline: dataset distillation, a learned image per (step, slot) with fixed labels.
+
+    Args:
+        image_shape: (C, H, W).
+        steps: inner steps T.
+        batch_size: images per step B (a multiple of `num_classes`).
+        num_classes: number of classes.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], steps: int, batch_size: int,
+                 num_classes: int = 10) -> None:
+        super().__init__()
+        self.curriculum_shape = (steps, batch_size, num_classes)
+        self.images = nn.Parameter(torch.randn(steps, batch_size, *image_shape))  # (T, B, C, H, W)
+        self.register_buffer("labels", torch.arange(batch_size).remainder(num_classes).repeat(steps, 1))
+
+    def batches(self, curriculum: Curriculum | None = None, generator: torch.Generator | None = None
+                ) -> TensorBatches:
+        """The learned images in their fixed order."""
+        if curriculum is not None and (curriculum.steps, curriculum.batch_size,
+                                       curriculum.num_classes) != self.curriculum_shape:
+            got = (curriculum.steps, curriculum.batch_size, curriculum.num_classes)
+            raise ValueError(f"DistilledData was built for (steps, batch_size, num_classes)="
+                             f"{self.curriculum_shape} but the curriculum has {got}")
+        return TensorBatches(self.curriculum_shape[0], (self.images,), lambda t, ts: ts[0][t], self.labels)

@@ -1,0 +1,241 @@
+r"""Differentiable SGD with momentum, unrolled through T inner steps.
+
+The inner loop of GTN (paper, eq. 1) trains a learner on the teacher's batches
+$(x_t, y_t)$:
+
+$$ \theta_{t+1} = \theta_t - \alpha \sum_{t' \le t} \beta^{\,t-t'}
+   \nabla_\theta \ell_\text{inner}(x_{t'}, y_{t'}; \theta_{t'}) $$
+
+or, with a momentum buffer, $m_{t+1} = \beta m_t + g_t$ and
+$\theta_{t+1} = \theta_t - \alpha m_{t+1}$. Every step stays in the autograd graph,
+so a meta-loss on $\theta_T$ has gradients with respect to the teacher, its input codes,
+and $\alpha, \beta$ (kept positive, and $\beta < 1$, by $\alpha = e^{a}$,
+$\beta = \sigma(b)$).
+
+Two modes give the same gradient:
+
+* `"full"`: one autograd graph over all T steps; memory grows with T x activations.
+* `"checkpoint"`: the forward pass keeps only the learner state after each step
+  (weights, momentum, BN statistics); the backward pass walks the steps in reverse,
+  recomputes step t from its stored state, and back-propagates through that step alone
+  (appendix D). Memory grows with T x parameters; the price is a second forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .learner import Learner, LearnerState
+
+__all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
+
+
+class Batches(Protocol):
+    """The T training batches of one inner loop, as a pure function of some tensors.
+
+    `tensors` are what meta-gradients flow to (teacher weights, codes, distilled images);
+    `batch(t, tensors)` rebuilds batch t from them, so the checkpointed backward pass can
+    recompute it. `Teacher.batches(curriculum)` returns one.
+    """
+
+    steps: int
+    tensors: tuple[Tensor, ...]
+
+    def batch(self, t: int, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]: ...
+
+
+InnerStepCallback = Callable[[int, LearnerState, Tensor], None]
+"""Called after inner step t as `callback(t, state_after_step, inner_loss)`."""
+
+
+class UnrolledSGD(nn.Module):
+    r"""SGD with momentum whose T steps are differentiable, with learnable $\alpha$ and $\beta$.
+
+    Subclass and override `update` to try another inner update rule; `unroll` handles
+    the graph, the checkpointing and the callbacks.
+
+    Args:
+        lr: initial learning rate $\alpha$ (Table 2: 0.02).
+        momentum: initial momentum $\beta$ in (0, 1) (Table 2: 0.5).
+        steps: if given, learn one $\alpha_t, \beta_t$ per inner step; else one shared value.
+        mode: "checkpoint" (memory ~ T x parameters) or "full" (one autograd graph).
+        learn: make $\alpha, \beta$ learnable parameters (else fixed buffers).
+
+    Example:
+        >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
+        >>> state = sgd.unroll(learner, teacher.batches(curriculum))  # doctest: +SKIP
+        >>> learner.loss(state, x_real, y_real).backward()             # doctest: +SKIP
+    """
+
+    def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, steps: int | None = None,
+                 mode: str = "checkpoint", learn: bool = True) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 < momentum < 1:
+            raise ValueError(f"momentum must lie in (0, 1) (it is parametrised as a sigmoid), got {momentum}")
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be a positive number of inner steps, got {steps}")
+        if mode not in ("full", "checkpoint"):
+            raise ValueError(f"mode must be 'full' or 'checkpoint', got {mode!r}")
+        self.mode, self.per_step = mode, steps is not None
+        n = steps or 1
+        raw_lr = torch.full((n,), float(torch.tensor(lr).log()))
+        raw_mom = torch.full((n,), float(torch.tensor(momentum).logit()))
+        if learn:
+            self.raw_lr, self.raw_momentum = nn.Parameter(raw_lr), nn.Parameter(raw_mom)
+        else:
+            self.register_buffer("raw_lr", raw_lr)
+            self.register_buffer("raw_momentum", raw_mom)
+
+    @property
+    def lr(self) -> Tensor:
+        r"""$\alpha = e^{a}$, one value or one per step."""
+        return self.raw_lr.exp()
+
+    @property
+    def momentum(self) -> Tensor:
+        r"""$\beta = \sigma(b)$, one value or one per step."""
+        return self.raw_momentum.sigmoid()
+
+    # ---- the rule a subclass may replace ----
+    def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], momentum: dict[str, Tensor],
+               lr: Tensor, beta: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        r"""One step of eq. (1): $m \leftarrow \beta m + g$, $\theta \leftarrow \theta - \alpha m$."""
+        new_m = {k: beta * momentum[k] + grads[k] for k in params}  # eq. (1), momentum buffer
+        new_p = {k: params[k] - lr * new_m[k] for k in params}       # eq. (1), weight update
+        return new_p, new_m
+
+    # ---- one inner step as a pure function of its inputs ----
+    def step(self, learner: Learner, batches: Batches, t: int, state: LearnerState,
+             hyper: Sequence[Tensor], batch_tensors: Sequence[Tensor], differentiable: bool
+             ) -> tuple[LearnerState, Tensor]:
+        """Inner step t: batch t -> inner loss -> gradient -> `update`. Returns (state, loss)."""
+        raw_lr, raw_mom = hyper
+        i = t if self.per_step else 0
+        lr, beta = raw_lr[i].exp(), raw_mom[i].sigmoid()
+        with torch.set_grad_enabled(differentiable):
+            x, y = batches.batch(t, batch_tensors)
+        with torch.enable_grad():
+            params = {k: p if p.requires_grad else p.detach().requires_grad_() for k, p in state.params.items()}
+            loss, stats = learner.train_loss(params, state.buffers, x, y)
+            names = list(params)
+            grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=differentiable)
+        if not differentiable:
+            params = {k: p.detach() for k, p in params.items()}
+            stats = {k: s.detach() for k, s in stats.items()}
+            loss = loss.detach()
+        with torch.set_grad_enabled(differentiable):
+            new_p, new_m = self.update(params, dict(zip(names, grads)), state.momentum, lr, beta)
+        return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
+
+    # ---- the whole inner loop ----
+    def unroll(self, learner: Learner, batches: Batches, state: LearnerState | None = None, *,
+               at: Sequence[int] | None = None, differentiable: bool = True,
+               callback: InnerStepCallback | None = None) -> LearnerState | list[LearnerState]:
+        r"""Train `learner` for `batches.steps` steps and return $\theta_T$ (as a `LearnerState`).
+
+        Args:
+            learner: the learner to train (its module weights are the initial state).
+            batches: the T inner batches (from `Teacher.batches`, `RealData.batches`, ...).
+            state: initial state; default `learner.init_state()`.
+            at: return the states after these steps (1..T) instead of only the last,
+                e.g. for real-data losses at intermediate inner steps.
+            differentiable: keep the meta-gradient path (False: plain, graph-free training).
+            callback: called after every inner step as `callback(t, state, inner_loss)`.
+
+        Returns:
+            The final `LearnerState`, or a list of states at the steps in `at`.
+        """
+        T = batches.steps
+        if T < 1:
+            raise ValueError(f"the inner loop needs at least 1 step, got steps={T}")
+        if self.per_step and self.raw_lr.numel() != T:
+            raise ValueError(f"this UnrolledSGD learns {self.raw_lr.numel()} per-step values but the batches "
+                             f"have {T} steps; build it with steps={T}")
+        keep = sorted(set(at)) if at is not None else [T]
+        if keep[0] < 1 or keep[-1] > T:
+            raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")
+        state = learner.init_state() if state is None else state
+        hyper = (self.raw_lr, self.raw_momentum)
+        if differentiable and self.mode == "checkpoint":
+            template = state
+            flat = _CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
+                                             len(hyper), *hyper, *batches.tensors, *state.tensors())
+            n = len(template.tensors())
+            kept = [template.with_tensors(flat[i * n:(i + 1) * n]) for i in range(len(keep))]
+        else:
+            kept = []
+            for t in range(T):
+                state, loss = self.step(learner, batches, t, state, hyper, batches.tensors, differentiable)
+                if callback is not None:
+                    callback(t, state, loss)
+                if t + 1 in keep:
+                    kept.append(state)
+        return kept if at is not None else kept[-1]
+
+
+class _CheckpointedUnroll(torch.autograd.Function):
+    """T inner steps storing only the state after each step; reverse sweep recomputes.
+
+    Inputs after the non-tensor arguments: hyperparameters, batch tensors, initial state.
+    Outputs: the flattened states at the kept steps.
+    """
+
+    @staticmethod
+    def forward(ctx, sgd, learner, batches, state0, keep, callback, n_hyper, *tensors):
+        n_batch = len(batches.tensors)
+        hyper, batch_t = tensors[:n_hyper], tensors[n_hyper:n_hyper + n_batch]
+        state = state0.with_tensors(tensors[n_hyper + n_batch:])
+        states, outputs = [state], []
+        for t in range(batches.steps):
+            state, loss = sgd.step(learner, batches, t, state, hyper, batch_t, differentiable=False)
+            if callback is not None:
+                callback(t, state, loss)
+            states.append(state)
+            if t + 1 in keep:
+                outputs.extend(state.tensors())
+        ctx.sgd, ctx.learner, ctx.batches, ctx.keep = sgd, learner, batches, keep
+        ctx.n_hyper, ctx.n_batch, ctx.states = n_hyper, n_batch, states[:-1]  # state t for steps t < T
+        ctx.save_for_backward(*tensors[:n_hyper + n_batch])
+        return tuple(outputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_outputs):
+        inputs = ctx.saved_tensors
+        n_hyper, keep = ctx.n_hyper, ctx.keep
+        n_state = len(ctx.states[0].tensors())
+        per_keep = {k: grad_outputs[i * n_state:(i + 1) * n_state] for i, k in enumerate(keep)}
+        adj = [torch.zeros_like(x) for x in per_keep[keep[-1]]]  # d loss / d state_{t+1}
+        adj_inputs = [None] * len(inputs)
+        for t in reversed(range(len(ctx.states))):
+            if t + 1 in per_keep:
+                adj = [a + g for a, g in zip(adj, per_keep[t + 1])]
+            with torch.enable_grad():
+                leaf_in = [x.detach().requires_grad_(x.requires_grad) for x in inputs]
+                leaf_state = [s.detach().requires_grad_(s.is_floating_point()) for s in ctx.states[t].tensors()]
+                state_t = ctx.states[t].with_tensors(leaf_state)
+                new_state, _ = ctx.sgd.step(ctx.learner, ctx.batches, t, state_t, leaf_in[:n_hyper],
+                                            leaf_in[n_hyper:], differentiable=True)
+                outs = new_state.tensors()
+                wrt = [x for x in leaf_in + leaf_state if x.requires_grad]
+                pairs = [(o, a) for o, a in zip(outs, adj) if o.requires_grad]
+                grads = torch.autograd.grad([o for o, _ in pairs], wrt, [a for _, a in pairs],
+                                            allow_unused=True)
+            it = iter(grads)
+            g_in = [next(it) if x.requires_grad else None for x in leaf_in]
+            g_state = [next(it) if s.requires_grad else None for s in leaf_state]
+            adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]
+            adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]
+        return (None,) * 7 + tuple(adj_inputs) + tuple(adj)
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b

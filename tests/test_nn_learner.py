@@ -1,0 +1,102 @@
+"""Layers and learners: weight norm keeps the initial function, BN statistics, functional calls."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gtn_edu import ArchSpace, ConvLearner, LearnerBatchNorm, MLPLearner, WNConv2d, WNLinear
+
+
+def test_weight_norm_linear_starts_as_plain_layer():
+    torch.manual_seed(0)
+    layer = WNLinear(7, 5)
+    x = torch.randn(4, 7)
+    torch.testing.assert_close(layer(x), F.linear(x, layer.v, layer.bias))
+    torch.testing.assert_close(layer.g, layer.v.norm(dim=1))
+
+
+def test_weight_norm_conv_starts_as_plain_layer():
+    torch.manual_seed(0)
+    layer = WNConv2d(3, 4, 3)
+    x = torch.randn(2, 3, 9, 9)
+    torch.testing.assert_close(layer(x), F.conv2d(x, layer.v, layer.bias, padding=1))
+
+
+def test_weight_norm_scale_is_g():
+    layer = WNLinear(6, 3)
+    with torch.no_grad():
+        layer.g.fill_(2.0)
+        layer.v.mul_(10)  # the norm of v must not matter
+    assert torch.allclose(layer.effective_weight().norm(dim=1), torch.full((3,), 2.0))
+
+
+def test_learner_batchnorm_matches_torch_with_momentum_one():
+    torch.manual_seed(0)
+    mine, ref = LearnerBatchNorm(4), torch.nn.BatchNorm2d(4, momentum=1.0)
+    x = torch.randn(8, 4, 5, 5) * 3 + 1
+    torch.testing.assert_close(mine(x), ref(x))
+    mean, var = mine.last_stats
+    torch.testing.assert_close(mean, ref.running_mean)
+    torch.testing.assert_close(var, ref.running_var)  # unbiased, as torch stores it
+    mine.running_mean.copy_(mean)
+    mine.running_var.copy_(var)
+    mine.eval(), ref.eval()
+    x2 = torch.randn(3, 4, 5, 5)
+    torch.testing.assert_close(mine(x2), ref(x2))
+
+
+def test_trained_state_scores_with_last_batch_statistics():
+    torch.manual_seed(0)
+    learner = MLPLearner((1, 4, 4), 3, (5,))
+    state = learner.init_state()
+    x, y = torch.randn(6, 1, 4, 4), torch.randint(3, (6,))
+    _, stats = learner.train_loss(state.params, state.buffers, x, y)
+    state.buffers.update(stats)
+    h = F.linear(x.flatten(1), learner.layers[0].effective_weight(), learner.layers[0].bias)
+    torch.testing.assert_close(stats["bns.0.running_mean"], h.mean(0))
+    torch.testing.assert_close(stats["bns.0.running_var"], h.var(0))
+    # the module itself, loaded with the state and in eval mode, gives the same outputs
+    learner.load_state(state)
+    learner.eval()
+    torch.testing.assert_close(learner.predict(state, x), learner(x))
+
+
+def test_functional_call_equals_module_call():
+    torch.manual_seed(0)
+    learner = ArchSpace.mnist(channel_ranges=((4, 4), (4, 4)), hidden_range=(8, 8)).sample()
+    x = torch.randn(5, 1, 28, 28)
+    learner.eval()
+    torch.testing.assert_close(learner.predict(learner.init_state(), x), learner(x))
+
+
+def test_learner_rejects_wrong_input_shape_with_fix():
+    learner = ConvLearner((1, 28, 28), 10, (4, 4), hidden=8)
+    with pytest.raises(ValueError, match=r"input_shape=\(3, 32, 32\)"):
+        learner.predict(learner.init_state(), torch.randn(2, 3, 32, 32))
+
+
+def test_arch_space_rejects_image_too_small():
+    with pytest.raises(ValueError, match="too small"):
+        ArchSpace.mnist(input_shape=(1, 2, 2))
+
+
+def test_arch_space_sampling_is_seeded_and_in_range():
+    space = ArchSpace.mnist()
+    a = space.sample(torch.Generator().manual_seed(3))
+    b = space.sample(torch.Generator().manual_seed(3))
+    c = space.sample(torch.Generator().manual_seed(4))
+    for (ka, pa), (kb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(pa, pb)
+    shapes = lambda m: [tuple(p.shape) for p in m.parameters()]  # noqa: E731
+    assert shapes(a) != shapes(c) or not torch.equal(a.head.v, c.head.v)
+    for seed in range(20):
+        m = space.sample(torch.Generator().manual_seed(seed))
+        c1, c2 = m.convs[0].out_channels, m.convs[1].out_channels
+        assert 32 <= c1 <= 128 and 64 <= c2 <= 256 and 64 <= m.hidden.out_features <= 256
+
+
+def test_cifar_space_builds_and_runs():
+    learner = ArchSpace.cifar(channel_ranges=((4, 4),) + ((4, 6),) * 4).sample(torch.Generator().manual_seed(0))
+    assert [c.stride for c in learner.convs] == [1, 2, 1, 2, 1]
+    out = learner.predict(learner.init_state(), torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)

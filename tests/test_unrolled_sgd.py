@@ -1,0 +1,83 @@
+"""UnrolledSGD follows torch.optim.SGD step for step, and rejects bad settings clearly."""
+
+import pytest
+import torch
+
+from gtn_edu import Curriculum, MLPLearner, RealData, Teacher, UnrolledSGD
+from gtn_edu.teacher import TensorBatches
+
+
+@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+def test_follows_torch_sgd_trajectory(mode):
+    torch.manual_seed(0)
+    learner = MLPLearner((1, 4, 4), 3, (6,), batch_norm=False).double()
+    T, lr, mom = 5, 0.1, 0.7
+    xs, ys = torch.randn(T, 6, 1, 4, 4, dtype=torch.float64), torch.randint(3, (T, 6))
+    batches = TensorBatches(T, (), lambda t, _: xs[t], ys)
+    sgd = UnrolledSGD(lr, mom, mode=mode, learn=False).double()
+    states = sgd.unroll(learner, batches, at=range(1, T + 1))
+
+    ref = MLPLearner((1, 4, 4), 3, (6,), batch_norm=False).double()
+    ref.load_state_dict(learner.state_dict())
+    # the exact values UnrolledSGD holds (lr = exp(a) and momentum = sigmoid(b) round in float32)
+    assert abs(sgd.lr.item() - lr) < 1e-7 and abs(sgd.momentum.item() - mom) < 1e-7
+    opt = torch.optim.SGD(ref.parameters(), lr=sgd.lr.item(), momentum=sgd.momentum.item())
+    for t in range(T):
+        opt.zero_grad()
+        ref.loss_fn(ref(xs[t]), ys[t]).backward()
+        opt.step()
+        for name, p in ref.named_parameters():
+            torch.testing.assert_close(states[t].params[name], p.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_per_step_values_are_used_at_their_step():
+    torch.manual_seed(0)
+    learner = MLPLearner((1, 2, 2), 2, (3,), batch_norm=False).double()
+    xs, ys = torch.randn(2, 4, 1, 2, 2, dtype=torch.float64), torch.randint(2, (2, 4))
+    batches = TensorBatches(2, (), lambda t, _: xs[t], ys)
+    sgd = UnrolledSGD(0.1, 0.5, steps=2).double()
+    with torch.no_grad():
+        sgd.raw_lr[1] = -50.0  # lr ~ 0 at the second step
+    s1, s2 = sgd.unroll(learner, batches, at=[1, 2], differentiable=False)
+    for k in s1.params:
+        torch.testing.assert_close(s1.params[k], s2.params[k], atol=1e-15, rtol=0)
+
+
+def test_bad_settings_raise_with_fix():
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        UnrolledSGD(lr=0)
+    with pytest.raises(ValueError, match="momentum"):
+        UnrolledSGD(momentum=1.0)
+    with pytest.raises(ValueError, match="steps"):
+        UnrolledSGD(steps=0)
+    with pytest.raises(ValueError, match="mode"):
+        UnrolledSGD(mode="fast")
+    with pytest.raises(ValueError, match="positive integer"):
+        Curriculum(0, 10, 10)
+    with pytest.raises(ValueError, match="steps=3"):
+        learner = MLPLearner((1, 4, 4), 10, (4,))
+        teacher = RealData(torch.randn(20, 1, 4, 4), torch.randint(10, (20,)))
+        UnrolledSGD(steps=4).unroll(learner, teacher.batches(Curriculum(3, 10, 10)))
+
+
+def test_batch_not_divisible_by_classes_names_the_fix():
+    with pytest.raises(ValueError, match="batch_size=130"):
+        Curriculum(4, 128, 10)
+
+
+def test_teacher_rejects_shape_it_cannot_make():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        Teacher((1, 30, 30))
+
+
+def test_inner_loss_falls_on_real_data():
+    torch.manual_seed(0)
+    x = torch.randn(200, 1, 4, 4)
+    y = (x.flatten(1).sum(1) > 0).long()
+    learner = MLPLearner((1, 4, 4), 2, (16,))
+    losses = []
+    sgd = UnrolledSGD(0.1, 0.5)
+    sgd.unroll(learner, RealData(x, y).batches(Curriculum(30, 20, 2)), differentiable=False,
+               callback=lambda t, s, loss: losses.append(loss.item()))
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
