@@ -58,7 +58,8 @@ def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device 
     if kind == "gtn":
         teacher = Teacher(shape, k, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
                           channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
-                          weight_norm=cfg.weight_norm)
+                          weight_norm=cfg.weight_norm,
+                          output_range=(data.train.x.min().item(), data.train.x.max().item()))
     elif kind == "real":
         teacher = RealData(data.train.x, data.train.y)
     elif kind == "distilled":

@@ -75,11 +75,13 @@ class Teacher(BaseTeacher):
         channels: channels of the 1/4-resolution feature map (128 in the paper).
         conv_channels: channels of the middle conv (64 in the paper).
         weight_norm: weight-normalise every layer (the paper's stabiliser).
+        output_range: (low, high) to map tanh's (-1, 1) onto, e.g. the value range of the
+            normalised real data (MNIST: about (-0.42, 2.82)); None keeps (-1, 1).
     """
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, *,
                  latent_dim: int = 128, hidden: int = 1024, channels: int = 128, conv_channels: int = 64,
-                 weight_norm: bool = True) -> None:
+                 weight_norm: bool = True, output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         c, h, w = image_shape
         if len(image_shape) != 3 or h % 4 or w % 4:
@@ -96,6 +98,7 @@ class Teacher(BaseTeacher):
         self.conv1 = WNConv2d(channels, conv_channels, 3, **wn)
         self.bn3 = nn.BatchNorm2d(conv_channels, track_running_stats=False)
         self.conv2 = WNConv2d(conv_channels, c, 3, **wn)
+        self.output_range = None if output_range is None else (float(output_range[0]), float(output_range[1]))
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:  # z (B, L), y (B,) -> x (B, C, H, W)
         act = lambda v: F.leaky_relu(v, LEAKY_SLOPE)  # noqa: E731
@@ -106,7 +109,11 @@ class Teacher(BaseTeacher):
         x = F.interpolate(x, scale_factor=2)                                   # (B, 128, h/2, w/2)
         x = act(self.bn3(self.conv1(x)))                                       # (B, 64, h/2, w/2)
         x = F.interpolate(x, scale_factor=2)                                   # (B, 64, h, w)
-        return torch.tanh(self.conv2(x))                                       # (B, C, h, w)
+        x = torch.tanh(self.conv2(x))                                          # (B, C, h, w)
+        if self.output_range is not None:  # same value range as the normalised real images
+            lo, hi = self.output_range
+            x = lo + (x + 1) * (0.5 * (hi - lo))
+        return x
 
     def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
         """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes."""

@@ -81,3 +81,12 @@ def test_inner_loss_falls_on_real_data():
                callback=lambda t, s, loss: losses.append(loss.item()))
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_teacher_output_range_maps_tanh_onto_data_range():
+    torch.manual_seed(0)
+    plain = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2)
+    ranged = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2, output_range=(-0.5, 3.0))
+    ranged.load_state_dict(plain.state_dict())
+    z, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+    torch.testing.assert_close(ranged(z, y), -0.5 + (plain(z, y) + 1) * 1.75)
