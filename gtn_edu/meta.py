@@ -54,7 +54,7 @@ class RealBatchLoss:
     """The supervised meta-loss: mean cross-entropy of the scored states on one real batch.
 
     Args:
-        split: real training data with `sample(batch_size, generator)` (a `data.Split`).
+        split (Split): real training data with `sample(batch_size, generator)` (a `data.Split`).
         batch_size: real examples per meta-loss (Table 2: 128).
     """
 
@@ -82,6 +82,9 @@ class MetaTrainer:
         arch_space: where fresh learners come from.
         meta_loss: `meta_loss(learner, states) -> (loss, extra_logs)`; e.g. `RealBatchLoss`.
         outer_lr: Adam learning rate (Table 2: 0.01).
+        hyper_lr: Adam learning rate for the inner lr and momentum (`sgd`'s parameters);
+            None: `outer_lr`. They live in log/logit space, so a larger value lets them move
+            further in a short run.
         betas: Adam betas.
         eps: Adam epsilon.
         meta_loss_every: also score the learner every k inner steps (0: final step only).
@@ -94,7 +97,8 @@ class MetaTrainer:
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                 meta_loss: MetaLoss, *, outer_lr: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+                 meta_loss: MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
+                 betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None, seed: int = 0,
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  config: dict | None = None, progress: bool = True) -> None:
@@ -110,7 +114,10 @@ class MetaTrainer:
         self.params = self._meta_parameters()
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
-        self.optimizer = torch.optim.Adam(self.params, lr=outer_lr, betas=betas, eps=eps)
+        hyper = {id(p) for p in sgd.parameters()}
+        groups = [{"params": [p for p in self.params if id(p) not in hyper]},
+                  {"params": [p for p in self.params if id(p) in hyper], "lr": hyper_lr or outer_lr}]
+        self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=outer_lr, betas=betas, eps=eps)
         self.iteration, self.history = 0, []
 
     def _meta_parameters(self) -> list[nn.Parameter]:

@@ -98,7 +98,17 @@ class Teacher(BaseTeacher):
         self.conv1 = WNConv2d(channels, conv_channels, 3, **wn)
         self.bn3 = nn.BatchNorm2d(conv_channels, track_running_stats=False)
         self.conv2 = WNConv2d(conv_channels, c, 3, **wn)
-        self.output_range = None if output_range is None else (float(output_range[0]), float(output_range[1]))
+        lo_hi = (-1.0, 1.0) if output_range is None else (float(output_range[0]), float(output_range[1]))
+        if not lo_hi[0] < lo_hi[1]:
+            raise ValueError(f"output_range must be (low, high) with low < high, got {output_range}")
+        # A buffer, so checkpoints carry it and a reloaded teacher draws the same images.
+        self.register_buffer("output_lo_hi", torch.tensor(lo_hi))
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        """(low, high) that tanh's (-1, 1) is mapped onto."""
+        lo, hi = self.output_lo_hi.tolist()
+        return lo, hi
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:  # z (B, L), y (B,) -> x (B, C, H, W)
         act = lambda v: F.leaky_relu(v, LEAKY_SLOPE)  # noqa: E731
@@ -110,10 +120,8 @@ class Teacher(BaseTeacher):
         x = act(self.bn3(self.conv1(x)))                                       # (B, 64, h/2, w/2)
         x = F.interpolate(x, scale_factor=2)                                   # (B, 64, h, w)
         x = torch.tanh(self.conv2(x))                                          # (B, C, h, w)
-        if self.output_range is not None:  # same value range as the normalised real images
-            lo, hi = self.output_range
-            x = lo + (x + 1) * (0.5 * (hi - lo))
-        return x
+        lo, hi = self.output_lo_hi.to(x.dtype)  # same value range as the normalised real images
+        return lo + (x + 1) * (0.5 * (hi - lo))
 
     def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
         """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes."""

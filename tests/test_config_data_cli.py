@@ -30,6 +30,7 @@ def test_quick_is_small():
     ("init_momentum", 1.5, "init_momentum"),
     ("curriculum", "random", "curriculum must be"),
     ("mode", "fast", "mode must be"),
+    ("hyper_lr", 0.0, "hyper_lr must be > 0"),
 ])
 def test_invalid_config_values(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -92,3 +93,12 @@ def test_cli_train_smoke(data_root, tmp_path):
         assert 0 <= summary["arms"][arm]["test_accuracy_mean"] <= 1
     assert (tmp_path / "curriculum.png").stat().st_size > 100
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
+
+
+def test_arch_scale_shrinks_widths_with_a_floor_on_the_hidden_layer():
+    from gtn_edu.experiment import build_arch_space
+    space = build_arch_space(replace(GTNConfig(), arch_scale=0.25), (1, 28, 28))
+    assert space.channel_ranges == ((8, 32), (16, 64))
+    assert space.hidden_range == (32, 64)  # not (16, 64): narrow FC layers cap few-step accuracy
+    mlp = build_arch_space(replace(GTNConfig(), arch="mlp", arch_scale=0.5), (1, 28, 28))
+    assert mlp.width_range == (32, 128)

@@ -106,3 +106,21 @@ def test_nothing_to_learn_is_an_error():
     with pytest.raises(ValueError, match="nothing to meta-learn"):
         MetaTrainer(RealData(split.x, split.y), cur, sgd, ArchSpace.mlp(SHAPE, K), RealBatchLoss(split, 8),
                     progress=False)
+
+
+def test_hyper_lr_moves_lr_and_momentum_at_their_own_rate():
+    def moved(hyper_lr):
+        torch.manual_seed(0)
+        split = _toy_split()
+        teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
+        sgd = UnrolledSGD(0.05, 0.5)
+        tr = MetaTrainer(teacher, Curriculum.full(3, 8, K, latent_dim=8), sgd, ArchSpace.mlp(SHAPE, K),
+                         RealBatchLoss(split, 32), outer_lr=0.01, hyper_lr=hyper_lr, progress=False)
+        before = [p.detach().clone() for p in sgd.parameters()]
+        tr.outer_step()  # Adam's first step moves every parameter by about its group's lr
+        return [lr for g in tr.optimizer.param_groups for lr in [g["lr"]]], \
+            max((p - b).abs().max().item() for p, b in zip(sgd.parameters(), before))
+    lrs, step_default = moved(None)
+    assert lrs == [0.01, 0.01] and step_default == pytest.approx(0.01, rel=1e-3)
+    lrs, step_fast = moved(0.1)
+    assert lrs == [0.01, 0.1] and step_fast == pytest.approx(0.1, rel=1e-3)

@@ -87,6 +87,13 @@ def test_teacher_output_range_maps_tanh_onto_data_range():
     torch.manual_seed(0)
     plain = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2)
     ranged = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2, output_range=(-0.5, 3.0))
-    ranged.load_state_dict(plain.state_dict())
+    ranged.load_state_dict({k: v for k, v in plain.state_dict().items() if k != "output_lo_hi"}, strict=False)
     z, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
     torch.testing.assert_close(ranged(z, y), -0.5 + (plain(z, y) + 1) * 1.75)
+    # The range travels with the weights: a default-built teacher loading them draws the same images.
+    reloaded = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2)
+    reloaded.load_state_dict(ranged.state_dict())
+    assert reloaded.output_range == (-0.5, 3.0)
+    torch.testing.assert_close(reloaded(z, y), ranged(z, y))
+    with pytest.raises(ValueError, match="low < high"):
+        Teacher((1, 8, 8), 2, output_range=(1.0, 1.0))
