@@ -208,7 +208,8 @@ class MLPLearner(Learner):
         hidden: widths of the hidden layers.
         batch_norm: use `LearnerBatchNorm` after each hidden layer.
         weight_norm: weight-normalise every layer.
-        activation: hidden nonlinearity (LeakyReLU(0.1) by default; CartPole uses tanh).
+        activation (Callable[[Tensor], Tensor]): hidden nonlinearity (LeakyReLU(0.1) by default;
+            CartPole uses tanh).
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (128,),

@@ -65,7 +65,7 @@ class UnrolledSGD(nn.Module):
         mode: "checkpoint" (memory ~ T x parameters) or "full" (one autograd graph).
         learn: make $\alpha, \beta$ learnable parameters (else fixed buffers).
 
-    Example:
+    Examples:
         >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
         >>> state = sgd.unroll(learner, teacher.batches(curriculum))  # doctest: +SKIP
         >>> learner.loss(state, x_real, y_real).backward()             # doctest: +SKIP
