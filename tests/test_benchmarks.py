@@ -1,0 +1,116 @@
+"""Smoke versions of the benchmark scripts: each runs end to end in about 20 s and writes sane results.
+
+The peer libraries of the cost benchmark (`higher`, `torchopt`) come with the `bench`
+extra; without them their variants are left out and the rest still runs.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO
+
+BENCH = REPO / "benchmarks"
+PEERS = [name for name in ("higher", "torchopt") if importlib.util.find_spec(name) is not None]
+
+
+def _run(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=timeout)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.mark.parametrize("name", ["higher", "torchopt"])
+def test_peer_library_is_compared(name):
+    """Says, as a skip, when a peer of the cost benchmark is missing (CI may install only `.[dev]`)."""
+    if name not in PEERS:
+        pytest.skip(f"{name} is not installed, so the cost benchmark leaves it out: pip install -e '.[bench]'")
+    assert importlib.util.find_spec(name) is not None
+
+
+def test_metagrad_cost_smoke(tmp_path):
+    variants = ["plain", "gtn_nograd", "gtn_full", "gtn_checkpoint", *PEERS]
+    _run("metagrad_cost.py", "--smoke", "--out", str(tmp_path), "--variants", *variants)
+    res = json.loads((tmp_path / "metagrad_cost.json").read_text())
+    assert (tmp_path / "metagrad_cost.png").stat().st_size > 0
+    assert "| T |" in (tmp_path / "metagrad_cost.md.txt").read_text()
+    # every variant gives the same float64 meta-gradient (teacher, codes, lr and momentum)
+    ag = res["agreement"]
+    assert ag["all_agree"] and set(ag["variants"]) >= {"gtn_checkpoint", "plain", *PEERS}
+    for v in ("gtn_checkpoint", *PEERS):
+        assert ag["variants"][v]["max_rel_err"] < 1e-9
+        assert {"codes", "raw_lr", "raw_momentum"} <= set(ag["variants"][v]["compared"])
+    # timing: medians and ratios for every variant and T; plain is the unit
+    assert res["settings"]["steps"] == [2, 4]
+    for v in variants:
+        for T in ("2", "4"):
+            rec = res["timing"][v][T]
+            assert len(rec["seconds"]) == 2 and rec["median_s"] > 0 and rec["ratio_to_plain"] > 0
+    assert res["timing"]["plain"]["4"]["ratio_to_plain"] == 1.0
+    # memory: a number per variant and T; the full unroll's memory grows with T
+    for v in variants:
+        assert set(res["memory"][v]["peak_bytes"]) == {"2", "4"}
+    full = res["memory"]["gtn_full"]["peak_bytes"]
+    assert full["4"] > full["2"] > 0
+    assert res["learner"]["state_bytes"] > 0
+    assert {t["name"] for t in res["targets"]} >= {"checkpoint time at T=32 <= 3x plain training"}
+
+
+def test_metagrad_cost_aborts_when_a_variant_disagrees(tmp_path, monkeypatch):
+    """A meta-gradient that is off by 1e-6 stops the benchmark before anything is timed."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import metagrad_cost
+    import metagrad_variants
+
+    right = metagrad_variants.VARIANTS["gtn_checkpoint"]
+
+    def slightly_wrong(p, T):
+        run = right(p, T)
+        return lambda: [None if g is None else g * (1 + 1e-6) for g in run()]
+
+    monkeypatch.setitem(metagrad_variants.VARIANTS, "gtn_checkpoint", slightly_wrong)
+    threads = torch.get_num_threads()
+    try:
+        rc = metagrad_cost.main(["--smoke", "--out", str(tmp_path), "--variants", "plain", "gtn_full",
+                                 "gtn_checkpoint"])
+    finally:
+        torch.set_num_threads(threads)  # --smoke sets one thread
+    assert rc == 1
+    res = json.loads((tmp_path / "metagrad_cost.json").read_text())
+    assert not res["agreement"]["all_agree"] and "timing" not in res
+
+
+def test_reproduce_mnist_smoke(tmp_path, data_root):
+    proc = _run("reproduce_mnist.py", "--smoke", "--device", "cpu", "--data-root", str(data_root),
+                "--out", str(tmp_path))
+    assert "estimated" in proc.stdout  # the time estimate is printed first
+    res = json.loads((tmp_path / "repro_smoke.json").read_text())
+    assert all(v == "done" for v in res["stages"].values()), res["stages"]
+    for arm in ("gtn", "real", "distilled"):
+        assert 0 <= res["final"][arm]["mean"] <= 1
+        assert res["fig2a"][arm]["curve"]["iteration"][-1] == 2
+        assert len(res["fig2b"][arm]["mean"]) == res["config"]["inner_steps"]
+    assert set(res["fig1c"]) == {"full", "shuffled_batch", "all_shuffled", "none"}
+    assert {(r["weight_norm"], r["steps"]) for r in res["fig1b"]["runs"]} == {(True, 2), (False, 2)}
+    assert res["fig5"]["batch"]["real data"]["values"] == [20, 40]
+    assert res["fig5"]["steps"]["GTN (no curriculum)"]["values"] == [2, 4]
+    assert len(res["fig7"]["gtn"]["ensemble"]) == 1
+    assert set(res["heldout"]["gtn"]) == {"meta-training space", "conv, 2x wider", "MLP"}
+    for fig in ("fig2", "fig1c", "fig1b", "fig5", "fig7", "samples"):
+        assert (tmp_path / f"repro_smoke_{fig}.png").stat().st_size > 0
+    assert "Few-step test accuracy" in (tmp_path / "repro_smoke.md.txt").read_text()
+
+
+def test_reproduce_mnist_time_limit_keeps_partial_results(tmp_path, data_root):
+    _run("reproduce_mnist.py", "--smoke", "--device", "cpu", "--data-root", str(data_root), "--out",
+         str(tmp_path), "--time-limit", "0.001", "--stages", "main", "weight_norm")
+    res = json.loads((tmp_path / "repro_smoke.json").read_text())
+    assert res["stages"] == {"main": "skipped: time limit", "curricula": "not requested",
+                             "more_data": "not requested", "weight_norm": "skipped: time limit"}
+    assert (tmp_path / "repro_smoke.md.txt").exists()
