@@ -115,8 +115,9 @@ class MetaTrainer:
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
         hyper = {id(p) for p in sgd.parameters()}
+        hyper_lr = outer_lr if hyper_lr is None else hyper_lr
         groups = [{"params": [p for p in self.params if id(p) not in hyper]},
-                  {"params": [p for p in self.params if id(p) in hyper], "lr": outer_lr if hyper_lr is None else hyper_lr}]
+                  {"params": [p for p in self.params if id(p) in hyper], "lr": hyper_lr}]
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=outer_lr, betas=betas, eps=eps)
         self.iteration, self.history = 0, []
 
