@@ -162,7 +162,8 @@ def stage_main(plan: Plan, data, device: str, budget: Budget, res: dict, out: Pa
     cfg, curve_test, test = plan.cfg, _subset(data.test, plan.curve_test), _subset(data.test, plan.final_test)
     arms = {}
     for kind in ("gtn", "real", "distilled"):
-        arm = arms[kind] = build_arm(kind, cfg, data, device=device, progress=False)
+        arm = arms[kind] = build_arm(kind, replace(cfg, outer_steps=plan.main_iters), data, device=device,
+                                     progress=False)  # outer_steps: the length of a cosine lr schedule
         seconds = budget.for_run(plan.main_iters * COST[kind])
         res["fig2a"][kind] = train_with_curve(arm, plan.main_iters, plan.curve_every, curve_test,
                                               plan.curve_learners, seconds, kind)
@@ -204,8 +205,8 @@ def stage_curricula(plan: Plan, data, device: str, budget: Budget, res: dict) ->
     res["fig1c"]["full"] = res["fig2a"]["gtn"]
     arms = {}
     for variant in ("shuffled_batch", "all_shuffled", "none"):
-        arm = arms[variant] = build_arm("gtn", replace(plan.cfg, curriculum=variant), data, device=device,
-                                        progress=False)
+        arm = arms[variant] = build_arm("gtn", replace(plan.cfg, curriculum=variant, outer_steps=plan.curriculum_iters),
+                                        data, device=device, progress=False)
         res["fig1c"][variant] = train_with_curve(arm, plan.curriculum_iters, plan.curve_every,
                                                  _subset(data.test, plan.curve_test), plan.curve_learners,
                                                  budget.for_run(plan.curriculum_iters), variant)
@@ -237,7 +238,8 @@ def stage_weight_norm(plan: Plan, data, device: str, budget: Budget, res: dict) 
     for wn in (True, False):
         for lr in plan.wn_lrs:
             for T in plan.wn_steps:
-                cfg = replace(plan.cfg, weight_norm=wn, outer_lr=lr, inner_steps=T,
+                # constant outer lr (the paper's): the figure is about which lr each setting survives
+                cfg = replace(plan.cfg, weight_norm=wn, outer_lr=lr, inner_steps=T, outer_lr_schedule="constant",
                               meta_loss_every=plan.cfg.meta_loss_every if plan.cfg.meta_loss_every < T else 0)
                 arm = build_arm("gtn", cfg, data, device=device, progress=False)
                 diverged = None

@@ -16,7 +16,7 @@ from .data import DataNotFoundError, Dataset, Split, load_dataset
 from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
 from .learner import ConvLearner, Learner, LearnerState, MLPLearner
 from .meta import Callback, MetaLossDivergedError, MetaTrainer, RealBatchLoss
-from .nn import LearnerBatchNorm, WNConv2d, WNLinear
+from .nn import LearnerBatchNorm, UpsampleConv2d, WNConv2d, WNLinear
 from .teacher import BaseTeacher, DistilledData, RealData, Teacher, TensorBatches
 from .unrolled import UnrolledSGD
 
@@ -26,6 +26,6 @@ __all__ = [
     "ArchSpace", "ConvSpace", "MLPSpace", "CIFARConfig", "GTNConfig", "MNISTConfig", "Curriculum",
     "DataNotFoundError", "Dataset", "Split", "load_dataset", "FewStepResult", "accuracy_per_step",
     "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
-    "Callback", "MetaLossDivergedError", "MetaTrainer", "RealBatchLoss", "LearnerBatchNorm", "WNConv2d",
-    "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches", "UnrolledSGD",
+    "Callback", "MetaLossDivergedError", "MetaTrainer", "RealBatchLoss", "LearnerBatchNorm", "UpsampleConv2d",
+    "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches", "UnrolledSGD",
 ]

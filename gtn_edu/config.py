@@ -41,6 +41,7 @@ class GTNConfig:
         arch_scale: multiply the learners' width ranges (quick mode shrinks them); the MNIST
             space's hidden FC layer keeps at least 32 units.
         grad_clip: clip the meta-gradient norm to this value (None: no clipping).
+        outer_lr_schedule: "constant" (the paper) or "cosine" (anneal to 0 over outer_steps).
         eval_learners: fresh learners used to measure few-step accuracy.
         seed: seed for everything random.
     """
@@ -68,6 +69,7 @@ class GTNConfig:
     arch: str = "mnist"
     arch_scale: float = 1.0
     grad_clip: float | None = None
+    outer_lr_schedule: str = "constant"
     eval_learners: int = 5
     seed: int = 0
 
@@ -101,9 +103,9 @@ def CIFARConfig(**overrides) -> GTNConfig:  # noqa: N802
 
 
 QUICK_CHANGES = dict(
-    inner_steps=16, inner_batch=70, outer_batch=100, outer_steps=200, init_lr=0.1, per_step_hyper=True,
-    teacher_hidden=256, teacher_channels=32, teacher_conv_channels=32, meta_loss_every=8, arch_scale=0.25,
-    mode="full", eval_learners=10)
+    inner_steps=16, inner_batch=70, outer_batch=200, outer_steps=200, init_lr=0.1, per_step_hyper=True,
+    teacher_hidden=256, teacher_channels=32, teacher_conv_channels=32, meta_loss_every=0, arch_scale=0.25,
+    mode="full", eval_learners=10, outer_lr_schedule="cosine")
 """What `--quick` changes from the paper's settings, so a 2-core CPU finishes in minutes."""
 
 
@@ -136,6 +138,8 @@ def validate(cfg: GTNConfig) -> GTNConfig:
     need(cfg.meta_loss_every >= 0, f"meta_loss_every must be >= 0, got {cfg.meta_loss_every}")
     need(cfg.arch in ("mnist", "cifar", "mlp"), f"arch must be mnist, cifar or mlp, got {cfg.arch!r}")
     need(cfg.arch_scale > 0, f"arch_scale must be > 0, got {cfg.arch_scale}")
+    need(cfg.outer_lr_schedule in ("constant", "cosine"),
+         f"outer_lr_schedule must be constant or cosine, got {cfg.outer_lr_schedule!r}")
     return cfg
 
 

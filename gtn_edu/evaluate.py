@@ -112,5 +112,5 @@ def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         learner = arch_space.sample(arch_gen).to(device)
         state = _train(teacher, curriculum, sgd, learner, data_gen)
         single.accuracies.append(learner.accuracy(state, split.x, split.y))
-        probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(2000)])
+        probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(256)])
     return (probs.argmax(1) == split.y).float().mean().item(), single

@@ -82,6 +82,7 @@ def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device 
     arch = build_arch_space(cfg, shape, k)
     trainer = MetaTrainer(teacher, curriculum, sgd, arch, RealBatchLoss(data.train, cfg.outer_batch),
                           outer_lr=cfg.outer_lr, hyper_lr=cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                          meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip, seed=cfg.seed,
+                          meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
+                          lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
                           log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress)
     return Arm(kind, teacher, curriculum, sgd, arch, trainer)

@@ -132,8 +132,8 @@ class Learner(nn.Module):
         return self.loss_fn(self.predict(state, x), y)
 
     @torch.no_grad()
-    def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = 2000) -> float:
-        """Classification accuracy of a trained state on (x, y), evaluated in chunks."""
+    def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = 256) -> float:
+        """Classification accuracy of a trained state on (x, y), in chunks (small ones stay in cache)."""
         correct = sum((self.predict(state, xb).argmax(1) == yb).sum()
                       for xb, yb in zip(x.split(chunk), y.split(chunk)))
         return float(correct) / len(y)
@@ -149,13 +149,20 @@ class ConvLearner(Learner):
     MNIST (appendix A.1): `channels=(c1, c2)`, `pool="max"` after each conv, one hidden
     FC layer. CIFAR (A.2): five convs with `strides=(1, 2, 1, 2, 1)`, `pool="global"`.
 
+    With `pool="max"` each block is conv -> 2x2 max-pool -> BN -> LeakyReLU: the paper
+    puts a max-pool after each conv and does not fix where BN goes. Pooling first runs
+    BN and the activation (and their double backward, the bulk of a meta-gradient's
+    element-wise work) on a quarter of the pixels: about 1.5x faster meta-iterations on
+    CPU at quick size, measured in DEVELOPMENT.md.
+
     Args:
         input_shape: (C, H, W) of the inputs.
         num_classes: number of outputs.
         channels: filters of each conv layer.
         strides: stride of each conv (default 1 everywhere).
         hidden: width of the hidden FC layer, or None for a linear head only.
-        pool: "max" (2x2 max-pool after every conv) or "global" (average pool at the end).
+        pool: "max" (2x2 max-pool after every conv, before its BN) or "global" (average
+            pool at the end).
         batch_norm: use `LearnerBatchNorm` after each conv and hidden FC layer.
         weight_norm: weight-normalise every conv and FC layer.
     """
@@ -190,9 +197,10 @@ class ConvLearner(Learner):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, classes)
         for conv, bn in zip(self.convs, self.conv_bns):
-            x = _act(bn(conv(x)))
+            x = conv(x)
             if self.pool == "max":
-                x = F.max_pool2d(x, 2)
+                x = F.max_pool2d(x, 2)  # pool first: BN and LeakyReLU on 1/4 of the pixels
+            x = _act(bn(x))
         x = x.mean(dim=(2, 3)) if self.pool == "global" else rearrange(x, "b c h w -> b (c h w)")
         if self.hidden is not None:
             x = _act(self.hidden_bn(self.hidden(x)))

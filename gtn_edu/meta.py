@@ -16,6 +16,7 @@ A meta-loss or meta-gradient that is NaN or infinite stops training with
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,6 +90,10 @@ class MetaTrainer:
         eps: Adam epsilon.
         meta_loss_every: also score the learner every k inner steps (0: final step only).
         grad_clip: clip the total meta-gradient norm (None: off).
+        lr_schedule: "constant" (the paper) or "cosine": Adam's learning rates follow
+            $\frac12(1 + \\cos(\\pi i / N))$ of their value over `total_steps` = N iterations,
+            which settles a short run's teacher instead of leaving it at full step size.
+        total_steps: planned outer iterations, for the schedule.
         seed: seeds learner sampling, curriculum shuffles and real batches.
         log_path: append one JSON line per outer iteration here.
         callbacks: `Callback` objects.
@@ -99,7 +104,8 @@ class MetaTrainer:
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
                  meta_loss: MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
                  betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None, seed: int = 0,
+                 eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None,
+                 lr_schedule: str = "constant", total_steps: int | None = None, seed: int = 0,
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  config: dict | None = None, progress: bool = True) -> None:
         self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
@@ -119,6 +125,12 @@ class MetaTrainer:
         groups = [{"params": [p for p in self.params if id(p) not in hyper]},
                   {"params": [p for p in self.params if id(p) in hyper], "lr": hyper_lr}]
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=outer_lr, betas=betas, eps=eps)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if lr_schedule == "cosine" and not (total_steps and total_steps > 0):
+            raise ValueError("lr_schedule='cosine' needs total_steps, the planned number of outer iterations")
+        self.lr_schedule, self.total_steps = lr_schedule, total_steps
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
 
     def _meta_parameters(self) -> list[nn.Parameter]:
@@ -129,6 +141,12 @@ class MetaTrainer:
                     seen.add(id(p))
                     out.append(p)
         return out
+
+    def lr_factor(self, iteration: int) -> float:
+        """Multiplier of the outer learning rates at `iteration` (1 for the constant schedule)."""
+        if self.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(iteration, self.total_steps) / self.total_steps))
 
     def scored_steps(self) -> list[int]:
         """Inner steps after which the learner is scored on real data."""
@@ -163,6 +181,9 @@ class MetaTrainer:
                 "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        factor = self.lr_factor(self.iteration)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
         self.optimizer.step()
         record = {"iteration": self.iteration, "meta_loss": loss.item(), "grad_norm": grad_norm.item(),
                   "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
@@ -178,10 +199,14 @@ class MetaTrainer:
             cb.on_outer_step(self, record)
         return record
 
-    def fit(self, outer_steps: int, *, desc: str = "meta-training", time_limit: float | None = None) -> list[dict]:
-        """Run `outer_steps` more outer iterations (stop early after `time_limit` seconds)."""
+    def fit(self, outer_steps: int, *, desc: str = "meta-training", time_limit: float | None = None,
+            position: int | None = None) -> list[dict]:
+        """Run `outer_steps` more outer iterations (stop early after `time_limit` seconds).
+
+        `position` is the progress bar's line, for trainers running side by side.
+        """
         start, records = time.perf_counter(), []
-        bar = tqdm(range(outer_steps), desc=desc, disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(range(outer_steps), desc=desc, disable=not self.progress, dynamic_ncols=True, position=position)
         for _ in bar:
             rec = self.outer_step()
             records.append(rec)

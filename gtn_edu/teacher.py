@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .curriculum import Curriculum
-from .nn import LEAKY_SLOPE, WNConv2d, WNLinear
+from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
 
 __all__ = ["BaseTeacher", "Teacher", "RealData", "DistilledData", "TensorBatches"]
 
@@ -95,9 +95,9 @@ class Teacher(BaseTeacher):
         self.bn1 = nn.BatchNorm1d(hidden, track_running_stats=False)
         self.fc2 = WNLinear(hidden, channels * self.h4 * self.w4, **wn)
         self.bn2 = nn.BatchNorm1d(channels * self.h4 * self.w4, track_running_stats=False)
-        self.conv1 = WNConv2d(channels, conv_channels, 3, **wn)
+        self.conv1 = UpsampleConv2d(channels, conv_channels, **wn)  # upsample x2, then conv
         self.bn3 = nn.BatchNorm2d(conv_channels, track_running_stats=False)
-        self.conv2 = WNConv2d(conv_channels, c, 3, **wn)
+        self.conv2 = UpsampleConv2d(conv_channels, c, **wn)
         lo_hi = (-1.0, 1.0) if output_range is None else (float(output_range[0]), float(output_range[1]))
         if not lo_hi[0] < lo_hi[1]:
             raise ValueError(f"output_range must be (low, high) with low < high, got {output_range}")
@@ -116,10 +116,8 @@ class Teacher(BaseTeacher):
         x = act(self.bn1(self.fc1(x)))                                         # (B, 1024)
         x = act(self.bn2(self.fc2(x)))                                         # (B, 128 h/4 w/4)
         x = rearrange(x, "b (c h w) -> b c h w", c=self.channels, h=self.h4, w=self.w4)
-        x = F.interpolate(x, scale_factor=2)                                   # (B, 128, h/2, w/2)
-        x = act(self.bn3(self.conv1(x)))                                       # (B, 64, h/2, w/2)
-        x = F.interpolate(x, scale_factor=2)                                   # (B, 64, h, w)
-        x = torch.tanh(self.conv2(x))                                          # (B, C, h, w)
+        x = act(self.bn3(self.conv1(x)))  # upsample x2 -> conv                # (B, 64, h/2, w/2)
+        x = torch.tanh(self.conv2(x))     # upsample x2 -> conv                # (B, C, h, w)
         lo, hi = self.output_lo_hi.to(x.dtype)  # same value range as the normalised real images
         return lo + (x + 1) * (0.5 * (hi - lo))
 

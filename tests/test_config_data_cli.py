@@ -80,16 +80,21 @@ def test_cli_missing_data_is_a_clear_error(capsys, tmp_path):
     assert rc == 2 and "train-images-idx3-ubyte" in capsys.readouterr().err
 
 
-def test_cli_train_smoke(data_root, tmp_path):
+@pytest.mark.parametrize("parallel", [True, False])
+def test_cli_train_smoke(data_root, tmp_path, parallel):
     torch.manual_seed(0)
     rc = main(["train", "--quick", "--data-root", str(data_root), "--no-download", "--out", str(tmp_path),
                "--steps", "2", "--inner-batch", "20", "--outer-batch", "20", "--outer-steps", "2",
                "--eval-learners", "2", "--teacher-hidden", "16", "--teacher-channels", "4",
-               "--teacher-conv-channels", "4", "--arch-scale", "0.1"])
+               "--teacher-conv-channels", "4", "--arch-scale", "0.1",
+               "--parallel-arms" if parallel else "--no-parallel-arms"])
     assert rc == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["parallel_arms"] is parallel
     for arm in ("gtn", "real"):
         assert summary["arms"][arm]["outer_iterations"] == 2
+        assert len(summary["arms"][arm]["meta_loss"]) == 2
+        assert (tmp_path / f"{arm}_checkpoint.pt").exists()
         assert 0 <= summary["arms"][arm]["test_accuracy_mean"] <= 1
     assert (tmp_path / "curriculum.png").stat().st_size > 100
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000

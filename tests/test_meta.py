@@ -124,3 +124,27 @@ def test_hyper_lr_moves_lr_and_momentum_at_their_own_rate():
     assert lrs == [0.01, 0.01] and step_default == pytest.approx(0.01, rel=1e-3)
     lrs, step_fast = moved(0.1)
     assert lrs == [0.01, 0.1] and step_fast == pytest.approx(0.1, rel=1e-3)
+
+
+def test_cosine_schedule_anneals_the_outer_learning_rates(tmp_path):
+    def trainer(schedule, total):
+        torch.manual_seed(0)
+        teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
+        return MetaTrainer(teacher, Curriculum.full(3, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
+                           ArchSpace.mlp(SHAPE, K), RealBatchLoss(_toy_split(), 32), outer_lr=0.01, hyper_lr=0.1,
+                           lr_schedule=schedule, total_steps=total, progress=False)
+    tr = trainer("cosine", 4)
+    assert [tr.lr_factor(i) for i in (0, 2, 4, 9)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    tr.fit(3)  # the step of iteration i uses factor(i): the last one here used factor(2) = 0.5
+    assert [g["lr"] for g in tr.optimizer.param_groups] == pytest.approx([0.005, 0.05])
+    tr.save(tmp_path / "ck.pt")
+    resumed = trainer("cosine", 4)
+    resumed.load(tmp_path / "ck.pt")  # the schedule continues from the saved iteration
+    resumed.fit(1)
+    f3 = tr.lr_factor(3)
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == pytest.approx([0.01 * f3, 0.1 * f3])
+    assert trainer("constant", None).lr_factor(10**6) == 1.0
+    with pytest.raises(ValueError, match="total_steps"):
+        trainer("cosine", None)
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        trainer("linear", 4)

@@ -3,8 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gtn_edu import ArchSpace, ConvLearner, LearnerBatchNorm, MLPLearner, WNConv2d, WNLinear
+from gtn_edu import ArchSpace, ConvLearner, LearnerBatchNorm, MLPLearner, UpsampleConv2d, WNConv2d, WNLinear
 
 
 def test_weight_norm_linear_starts_as_plain_layer():
@@ -20,6 +22,38 @@ def test_weight_norm_conv_starts_as_plain_layer():
     layer = WNConv2d(3, 4, 3)
     x = torch.randn(2, 3, 9, 9)
     torch.testing.assert_close(layer(x), F.conv2d(x, layer.v, layer.bias, padding=1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(cin=st.integers(1, 4), cout=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6),
+       bias=st.booleans(), weight_norm=st.booleans(), seed=st.integers(0, 2**16))
+def test_upsample_conv_equals_interpolate_then_conv(cin, cout, h, w, bias, weight_norm, seed):
+    """The sub-pixel form is the same function as nearest x2 upsampling -> 3x3 conv, gradients too."""
+    torch.manual_seed(seed)
+    layer = UpsampleConv2d(cin, cout, bias=bias, weight_norm=weight_norm).double()
+    with torch.no_grad():  # move g and bias away from their initial values
+        for p in layer.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = torch.randn(2, cin, h, w, dtype=torch.float64, requires_grad=True)
+    ref = F.conv2d(F.interpolate(x, scale_factor=2), layer.effective_weight(), layer.bias, padding=1)
+    out = layer(x)
+    assert out.shape == (2, cout, 2 * h, 2 * w)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    cot = torch.randn_like(out)
+    wrt = [x, *layer.parameters()]
+    for a, b in zip(torch.autograd.grad(out, wrt, cot), torch.autograd.grad(ref, wrt, cot)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_learner_block_is_conv_pool_bn_act():
+    """pool="max" blocks compute LeakyReLU(BN(maxpool(conv(x)))), as the docstring says."""
+    torch.manual_seed(0)
+    learner = ConvLearner((1, 8, 8), 3, channels=(4,), hidden=None)
+    x = torch.randn(5, 1, 8, 8)
+    h = F.max_pool2d(learner.convs[0](x), 2)
+    h = F.leaky_relu(F.batch_norm(h, None, None, learner.conv_bns[0].weight, learner.conv_bns[0].bias,
+                                  training=True), 0.1)
+    torch.testing.assert_close(learner(x), learner.head(h.flatten(1)))
 
 
 def test_weight_norm_scale_is_g():
@@ -42,7 +76,15 @@ def test_learner_batchnorm_matches_torch_with_momentum_one():
     mine.running_var.copy_(var)
     mine.eval(), ref.eval()
     x2 = torch.randn(3, 4, 5, 5)
-    torch.testing.assert_close(mine(x2), ref(x2))
+    fast = mine(x2)  # statistics need no gradient: the fused kernel
+    torch.testing.assert_close(fast, ref(x2))
+    # statistics that need a gradient (a meta-loss) take the written-out path: same values, and
+    # the gradient reaches them
+    mean_d, var_d = mean.clone().requires_grad_(), var.clone().requires_grad_()
+    out = torch.func.functional_call(mine, {"running_mean": mean_d, "running_var": var_d}, (x2,))
+    torch.testing.assert_close(out, fast)
+    g_mean, g_var = torch.autograd.grad(out.square().sum(), [mean_d, var_d])
+    assert g_mean.abs().sum() > 0 and g_var.abs().sum() > 0
 
 
 def test_trained_state_scores_with_last_batch_statistics():
