@@ -111,6 +111,12 @@ class Teacher(BaseTeacher):
         return lo, hi
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:  # z (B, L), y (B,) -> x (B, C, H, W)
+        """Images $x = G(z, y)$ from codes `z` (B, latent_dim) and integer labels `y` (B,).
+
+        The batch's BatchNorm statistics are used (the generator has no running averages),
+        and the tanh output is mapped onto `output_range`. Override to try another generator;
+        `batches` calls it once per inner step.
+        """
         act = lambda v: F.leaky_relu(v, LEAKY_SLOPE)  # noqa: E731
         x = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)  # (B, L + K)
         x = act(self.bn1(self.fc1(x)))                                         # (B, 1024)
