@@ -15,6 +15,7 @@ import torch
 from .arch_space import ArchSpace
 from .curriculum import Curriculum
 from .data import Split
+from .learner import EVAL_CHUNK
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
@@ -112,5 +113,5 @@ def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         learner = arch_space.sample(arch_gen).to(device)
         state = _train(teacher, curriculum, sgd, learner, data_gen)
         single.accuracies.append(learner.accuracy(state, split.x, split.y))
-        probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(256)])
+        probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(EVAL_CHUNK)])
     return (probs.argmax(1) == split.y).float().mean().item(), single

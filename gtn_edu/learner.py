@@ -24,6 +24,9 @@ from .nn import LEAKY_SLOPE, LearnerBatchNorm, WNConv2d, WNLinear
 
 __all__ = ["LearnerState", "Learner", "ConvLearner", "MLPLearner"]
 
+EVAL_CHUNK = 256
+"""Images per forward pass when scoring: 2000-image chunks spill out of cache and run ~1.8x slower on CPU."""
+
 
 @dataclass
 class LearnerState:
@@ -132,7 +135,7 @@ class Learner(nn.Module):
         return self.loss_fn(self.predict(state, x), y)
 
     @torch.no_grad()
-    def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = 256) -> float:
+    def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = EVAL_CHUNK) -> float:
         """Classification accuracy of a trained state on (x, y), in chunks (small ones stay in cache)."""
         correct = sum((self.predict(state, xb).argmax(1) == yb).sum()
                       for xb, yb in zip(x.split(chunk), y.split(chunk)))

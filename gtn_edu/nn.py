@@ -142,11 +142,13 @@ class UpsampleConv2d(WNConv2d):
 
     def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True, weight_norm: bool = True) -> None:
         super().__init__(in_channels, out_channels, 3, bias=bias, weight_norm=weight_norm)
+        # a buffer, so it lives on the layer's device: no host-to-device copy per call
+        self.register_buffer("phase", _PHASE.clone(), persistent=False)
 
     def phase_kernels(self) -> Tensor:
         """The (4 * out, in, 3, 3) low-resolution kernels, phase-major within each output channel."""
         w = self.effective_weight()  # (out, in, 3, 3)
-        m = _PHASE.to(device=w.device, dtype=w.dtype)
+        m = self.phase.to(w.dtype)  # no-op unless the weights are in another dtype
         k = torch.einsum("apk,bql,oikl->oabipq", m, m, w)  # (out, 2, 2, in, 3, 3)
         return k.reshape(4 * w.shape[0], w.shape[1], 3, 3)
 
