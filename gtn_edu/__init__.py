@@ -4,9 +4,13 @@ The public API, re-exported here:
 
 * data flow: `Curriculum` -> `Teacher` -> `UnrolledSGD(Learner)` -> meta-loss;
 * baselines: `RealData`, `DistilledData`;
-* outer loop: `MetaTrainer`, `Callback`, `RealBatchLoss`;
+* outer loop: `MetaTrainer`, `Callback`; what it minimises: `MetaObjective`, `RealBatchLoss`;
 * evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
-* configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`.
+* configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`;
+* random-number streams: `make_rng`, `derive_seed`.
+
+Random-number generators (`torch.Generator`) are called `rng` throughout: in a library
+about a generator network, "generator" always means the GTN.
 """
 
 from .arch_space import ArchSpace, ConvSpace, MLPSpace
@@ -15,9 +19,11 @@ from .curriculum import Curriculum
 from .data import DataNotFoundError, Dataset, Split, load_dataset
 from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
 from .learner import ConvLearner, Learner, LearnerState, MLPLearner
-from .meta import Callback, MetaLossDivergedError, MetaTrainer, RealBatchLoss
+from .meta import Callback, MetaLossDivergedError, MetaTrainer
 from .nn import LearnerBatchNorm, UpsampleConv2d, WNConv2d, WNLinear
-from .teacher import BaseTeacher, DistilledData, RealData, Teacher, TensorBatches
+from .objective import MetaObjective, RealBatchLoss
+from .seeding import derive_seed, make_rng
+from .teacher import BaseTeacher, DistilledData, RealData, Teacher, TensorBatches, XYTeacher
 from .unrolled import UnrolledSGD
 
 __version__ = "0.1.0"
@@ -26,6 +32,7 @@ __all__ = [
     "ArchSpace", "ConvSpace", "MLPSpace", "CIFARConfig", "GTNConfig", "MNISTConfig", "Curriculum",
     "DataNotFoundError", "Dataset", "Split", "load_dataset", "FewStepResult", "accuracy_per_step",
     "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
-    "Callback", "MetaLossDivergedError", "MetaTrainer", "RealBatchLoss", "LearnerBatchNorm", "UpsampleConv2d",
-    "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches", "UnrolledSGD",
+    "Callback", "MetaLossDivergedError", "MetaTrainer", "MetaObjective", "RealBatchLoss", "LearnerBatchNorm",
+    "UpsampleConv2d", "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches",
+    "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng",
 ]

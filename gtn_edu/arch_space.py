@@ -10,29 +10,50 @@ synthetic data must teach *any* learner of the space, not one network (section 2
   $U[64,256]$; the 2nd and 4th with stride 2), global average pooling, FC.
 * `ArchSpace.mlp()`: a small fully connected space, for fast tests and teaching.
 
-Subclass and override `sample` for another space (the NAS cell space does).
+Subclass and implement `sample_spec` and `build` for another space (the NAS cell space does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from .learner import ConvLearner, Learner, MLPLearner
 
-__all__ = ["ArchSpace", "ConvSpace", "MLPSpace"]
+__all__ = ["ArchSpace", "ConvSpace", "MLPSpace", "seeded_build"]
 
 
 class ArchSpace:
-    """A distribution over learners. `sample(generator)` returns a fresh `Learner`."""
+    """A distribution over learners, in two parts: a spec to sample and a learner to build.
+
+    * `sample_spec(rng)` draws an architecture as a small JSON-able dict (widths, depth,
+      ...): what a NAS evaluator scores and a search stores;
+    * `build(spec, rng)` builds that architecture with a fresh initialisation drawn from
+      `rng` (or torch's global generator when `rng` is None);
+    * `sample(rng)` does both, `build(sample_spec(rng), rng)`: what the meta-trainer calls
+      for every outer iteration.
+
+    A subclass implements `sample_spec` and `build` (or, for a quick experiment, only
+    `sample`). Random-number generators are called `rng` in gtn_edu: the generator is the GTN.
+    """
 
     input_shape: tuple[int, ...]
     num_classes: int
 
-    def sample(self, generator: torch.Generator | None = None) -> Learner:
-        """A new learner with a random architecture and Kaiming-normal initialisation."""
-        raise NotImplementedError
+    def sample_spec(self, rng: torch.Generator | None = None) -> dict:
+        """A random architecture of the space as a JSON-able dict."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement sample_spec(rng); "
+                                  "override sample_spec and build, or only sample")
+
+    def build(self, spec: dict, rng: torch.Generator | None = None) -> Learner:
+        """The learner of architecture `spec`, initialised from `rng`'s stream."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement build(spec, rng)")
+
+    def sample(self, rng: torch.Generator | None = None) -> Learner:
+        """A new learner with a random architecture and initialisation: `build(sample_spec(rng), rng)`."""
+        return self.build(self.sample_spec(rng), rng)
 
     @staticmethod
     def mnist(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **kw) -> ConvSpace:
@@ -52,19 +73,31 @@ class ArchSpace:
         return MLPSpace(input_shape, num_classes, **kw)
 
 
-def _uniform(lo: int, hi: int, generator: torch.Generator | None) -> int:
+def _uniform(lo: int, hi: int, rng: torch.Generator | None) -> int:
     """An integer drawn uniformly from [lo, hi] (both ends included)."""
-    return int(torch.randint(lo, hi + 1, (1,), generator=generator))
+    return int(torch.randint(lo, hi + 1, (1,), generator=rng))
 
 
-def _seeded(build, generator: torch.Generator | None) -> Learner:
-    """Build a learner whose Kaiming-normal initialisation is drawn from `generator`'s stream."""
-    if generator is None:
+def seeded_build(build: Callable[[], Learner], rng: torch.Generator | None) -> Learner:
+    """Run `build()` with its initialisation drawn from `rng`'s stream (global RNG if None).
+
+    Layer constructors draw from torch's default CPU generator. It is seeded from `rng`
+    inside `fork_rng(devices=[])`, which restores it afterwards; no other device's
+    generator is touched (`torch.manual_seed` would also reseed every CUDA device).
+    """
+    if rng is None:
         return build()
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return build()
+
+
+def _check_keys(space: ArchSpace, spec: dict, keys: set[str]) -> None:
+    if not isinstance(spec, dict) or set(spec) != keys:
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ValueError(f"{type(space).__name__}.build needs a spec with keys {sorted(keys)}, got {got}; "
+                         "make one with sample_spec(rng)")
 
 
 @dataclass
@@ -103,11 +136,19 @@ class ConvSpace(ArchSpace):
         return ConvLearner(self.input_shape, self.num_classes, channels, strides=self.strides, hidden=hidden,
                            pool=self.pool, batch_norm=self.batch_norm, weight_norm=self.weight_norm)
 
-    def sample(self, generator: torch.Generator | None = None) -> ConvLearner:
-        """A fresh conv learner; the same generator state gives the same learner."""
-        channels = tuple(_uniform(lo, hi, generator) for lo, hi in self.channel_ranges)
-        hidden = _uniform(*self.hidden_range, generator) if self.hidden_range else None
-        return _seeded(lambda: self._build(channels, hidden), generator)
+    def sample_spec(self, rng: torch.Generator | None = None) -> dict:
+        """`{"channels": [c1, ...], "hidden": h or None}`, each drawn uniformly from its range."""
+        channels = [_uniform(lo, hi, rng) for lo, hi in self.channel_ranges]
+        hidden = _uniform(*self.hidden_range, rng) if self.hidden_range else None
+        return {"channels": channels, "hidden": hidden}
+
+    def build(self, spec: dict, rng: torch.Generator | None = None) -> ConvLearner:
+        """The conv learner of `spec`; the same `rng` state gives the same initialisation."""
+        _check_keys(self, spec, {"channels", "hidden"})
+        if len(spec["channels"]) != len(self.channel_ranges):
+            raise ValueError(f"spec has {len(spec['channels'])} conv layers but this space has "
+                             f"{len(self.channel_ranges)}")
+        return seeded_build(lambda: self._build(tuple(spec["channels"]), spec["hidden"]), rng)
 
 
 @dataclass
@@ -130,9 +171,13 @@ class MLPSpace(ArchSpace):
     batch_norm: bool = True
     weight_norm: bool = True
 
-    def sample(self, generator: torch.Generator | None = None) -> MLPLearner:
-        """A fresh MLP learner; the same generator state gives the same learner."""
-        depth = _uniform(1, self.max_layers, generator)
-        widths = tuple(_uniform(*self.width_range, generator) for _ in range(depth))
-        return _seeded(lambda: MLPLearner(self.input_shape, self.num_classes, widths,
-                                          batch_norm=self.batch_norm, weight_norm=self.weight_norm), generator)
+    def sample_spec(self, rng: torch.Generator | None = None) -> dict:
+        """`{"widths": [w1, ...]}`: 1 to `max_layers` hidden layers, each width drawn from `width_range`."""
+        depth = _uniform(1, self.max_layers, rng)
+        return {"widths": [_uniform(*self.width_range, rng) for _ in range(depth)]}
+
+    def build(self, spec: dict, rng: torch.Generator | None = None) -> MLPLearner:
+        """The MLP learner of `spec`; the same `rng` state gives the same initialisation."""
+        _check_keys(self, spec, {"widths"})
+        return seeded_build(lambda: MLPLearner(self.input_shape, self.num_classes, tuple(spec["widths"]),
+                                               batch_norm=self.batch_norm, weight_norm=self.weight_norm), rng)

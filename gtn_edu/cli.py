@@ -5,7 +5,10 @@
 `train` meta-trains a GTN, meta-trains the real-data baseline the same way (learned lr
 and momentum, same T and batch, as many outer iterations), reports the few-step test
 accuracy of fresh learners trained on each, and writes figures and a JSON summary into
-`--out`. Every `GTNConfig` field is also an option (`--inner-batch 64`, ...).
+`--out`. Each dataset starts from its paper table (MNIST: Table 2, CIFAR-10: Table 3);
+`--quick` shrinks it, and every `GTNConfig` field is also an option (`--inner-batch 64`).
+Each arm keeps a checkpoint in `--out`, rewritten every `--checkpoint-every` iterations
+and on Ctrl-C; `--resume RUN_FOLDER` continues an interrupted run exactly.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .config import GTNConfig, MNISTConfig, quick, validate
+from .config import GTNConfig, config_for, quick
 from .data import DataNotFoundError, load_dataset
 from .evaluate import few_step_accuracy
 from .experiment import build_arm
@@ -62,7 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=None, help="dataset folder (else $GTN_EDU_DATA, else ~/.cache/gtn_edu)")
     t.add_argument("--no-download", action="store_true", help="never try to download the dataset")
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    t.add_argument("--out", default="runs/gtn", help="folder for logs, figures, checkpoint and summary")
+    t.add_argument("--out", default=None,
+                   help="folder for logs, figures, checkpoints and summary (default runs/gtn, or the --resume folder)")
+    t.add_argument("--resume", default=None, metavar="RUN_FOLDER",
+                   help="continue the run whose checkpoints ({arm}_checkpoint.pt) are in this folder, with its "
+                        "saved settings; it continues exactly where the checkpoint was written")
+    t.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
+                   help="rewrite each arm's checkpoint every N outer iterations (0: only at the end and on Ctrl-C)")
     t.add_argument("--time-limit", type=float, default=None,
                    help="stop each arm's meta-training after this many seconds")
     t.add_argument("--no-baseline", action="store_true", help="skip the tuned real-data arm")
@@ -73,17 +82,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """The config fields given on the command line."""
+    out = {f.name: getattr(args, f.name) for f in dataclasses.fields(GTNConfig) if getattr(args, f.name) is not None}
+    if "adam_betas" in out:
+        out["adam_betas"] = tuple(out["adam_betas"])
+    return out
+
+
 def _config(args: argparse.Namespace) -> GTNConfig:
-    cfg = MNISTConfig()
+    """The dataset's paper table, shrunk by --quick, with the options given; or a resumed run's own."""
+    overrides = _overrides(args)
+    if args.resume is not None:
+        return _resumed_config(args, overrides)
+    cfg = config_for(overrides.get("dataset", "mnist"))
     if args.quick:
         cfg = quick(cfg)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(GTNConfig)
-                 if getattr(args, f.name) is not None}
-    if "adam_betas" in overrides:
-        overrides["adam_betas"] = tuple(overrides["adam_betas"])
-    if args.dataset is not None and args.dataset == "cifar10" and "arch" not in overrides:
-        overrides["arch"] = "cifar"
-    return validate(dataclasses.replace(cfg, **overrides))
+    return dataclasses.replace(cfg, **overrides)
+
+
+def _resume_folder(args: argparse.Namespace) -> Path:
+    path = Path(args.resume)
+    return path.parent if path.suffix == ".pt" else path
+
+
+def _resumed_config(args: argparse.Namespace, overrides: dict) -> GTNConfig:
+    folder = _resume_folder(args)
+    found = sorted(folder.glob("*_checkpoint.pt"))
+    if not found:
+        raise ValueError(f"--resume {args.resume}: no checkpoint (gtn_checkpoint.pt, real_checkpoint.pt) in {folder}; "
+                         "give the --out folder of the run to continue")
+    cfg = GTNConfig.from_dict(torch.load(found[0], map_location="cpu", weights_only=True)["config"])
+    differ = {k: (getattr(cfg, k), v) for k, v in overrides.items() if getattr(cfg, k) != v}
+    if differ:
+        said = ", ".join(f"{k} (saved {a!r}, given {b!r})" for k, (a, b) in differ.items())
+        raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "
+                         f"{said}. Leave them out, or start a new run without --resume.")
+    return cfg
+
+
+def _check_device(name: str) -> None:
+    """A one-line error naming what to use when `--device` is not usable here."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r} is not a device torch knows ({err}); use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+        raise ValueError(f"--device {name}: CUDA is not available here ({why}); use --device cpu (add --quick for "
+                         "a CPU-sized run)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
 
 
 def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, threads: int | None = None,
@@ -97,21 +146,28 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
         torch.set_num_threads(threads)
     if data is None:
         data = load_dataset(cfg.dataset, args.data_root, download=False, device=args.device)
-    (out / f"{kind}_log.jsonl").unlink(missing_ok=True)
-    arm = build_arm(kind, cfg, data, device=args.device, log_path=out / f"{kind}_log.jsonl")
-    t0 = time.perf_counter()
-    arm.trainer.fit(cfg.outer_steps, desc=f"{kind} arm", time_limit=args.time_limit, position=position)
-    train_s = time.perf_counter() - t0
-    arm.trainer.save(out / f"{kind}_checkpoint.pt")
+    log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
+    arm = build_arm(kind, cfg, data, device=args.device, log_path=log)
+    src = _resume_folder(args) / f"{kind}_checkpoint.pt" if args.resume is not None else None
+    if src is not None and src.exists():
+        arm.trainer.load(src)
+        # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
+        log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
+    else:  # a new run, or an arm the interrupted run had not started
+        log.unlink(missing_ok=True)
+    remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
+    arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
+                    checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    hist = arm.trainer.history
     res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
-                            n_learners=cfg.eval_learners, seed=cfg.seed + 1000)
+                            n_learners=cfg.eval_learners, seed=cfg.seed)  # its own streams ("eval/...")
     if kind == "gtn":
         save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
     return {"test_accuracy_mean": res.mean, "test_accuracy_std": res.std, "test_accuracies": res.accuracies,
-            "outer_iterations": arm.trainer.iteration, "meta_train_seconds": train_s,
+            "outer_iterations": arm.trainer.iteration, "meta_train_seconds": sum(r["seconds"] for r in hist),
             "torch_threads": torch.get_num_threads(),
             "lr": arm.sgd.lr.detach().cpu().tolist(), "momentum": arm.sgd.momentum.detach().cpu().tolist(),
-            "meta_loss": [r["meta_loss"] for r in arm.trainer.history], "summary": str(res)}
+            "meta_loss": [r["meta_loss"] for r in hist], "summary": str(res)}
 
 
 def _parallel(args: argparse.Namespace, n_arms: int) -> bool:
@@ -123,17 +179,20 @@ def _parallel(args: argparse.Namespace, n_arms: int) -> bool:
 
 def train(args: argparse.Namespace) -> dict:
     """Run `gtn-edu train`; returns the summary it writes to `out/summary.json`."""
+    _check_device(args.device)
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     cfg = _config(args)
-    out = Path(args.out)
+    out = Path(args.out if args.out is not None else (_resume_folder(args) if args.resume else "runs/gtn"))
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, args.data_root, download=not args.no_download, device=args.device)
     arms = ["gtn"] + ([] if args.no_baseline else ["real"])
     parallel = _parallel(args, len(arms))
     print(f"{cfg.dataset}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
           f"device {args.device}, T={cfg.inner_steps}, batch {cfg.inner_batch}, {cfg.outer_steps} outer steps"
-          + (f", arms in parallel ({len(arms)} processes)" if parallel else ""))
+          + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
+          + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
     summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": bool(args.quick),
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
     if parallel:
@@ -177,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     except (DataNotFoundError, MetaLossDivergedError, ValueError) as err:
         print(f"gtn-edu: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        out = args.out or (args.resume or "runs/gtn")
+        print(f"\ngtn-edu: interrupted; the checkpoints in {out}/ hold the last finished iteration. Continue with: "
+              f"gtn-edu train --resume {out}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -28,7 +28,7 @@ class Curriculum(nn.Module):
     """The generator inputs for T inner steps of batch B.
 
     Use the constructors `Curriculum.full(...)`, `.shuffled_batch(...)`,
-    `.all_shuffled(...)`, `.no_curriculum(...)`, or pass `variant`. Override `sample`
+    `.all_shuffled(...)`, `.no_curriculum(...)`, or pass `variant`. Override `sample(rng)`
     to try a new scheme.
 
     Args:
@@ -80,20 +80,21 @@ class Curriculum(nn.Module):
         """Fresh Gaussian codes every time; nothing learned."""
         return cls(steps, batch_size, num_classes, latent_dim, variant="none")
 
-    def sample(self, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample(self, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Codes and labels for one inner loop: z (T, B, L) and y (T, B).
 
-        z is differentiable with respect to the learned codes.
+        z is differentiable with respect to the learned codes; `rng` draws the shuffles and
+        fresh codes (the trainer's data stream).
         """
         T, B, L = self.steps, self.batch_size, self.latent_dim
         y = self.labels
         dev = y.device
         if self.variant == "none":
-            return torch.randn(T, B, L, generator=generator, device=dev), y
+            return torch.randn(T, B, L, generator=rng, device=dev), y
         if self.variant == "full":
             return self.codes, y
         if self.variant == "shuffled_batch":
-            order = torch.randperm(T, generator=generator, device=dev)
+            order = torch.randperm(T, generator=rng, device=dev)
             return self.codes[order], y[order]
-        perm = torch.randperm(T * B, generator=generator, device=dev)  # all_shuffled
+        perm = torch.randperm(T * B, generator=rng, device=dev)  # all_shuffled
         return self.codes.reshape(T * B, L)[perm].view(T, B, L), y.reshape(T * B)[perm].view(T, B)

@@ -51,10 +51,10 @@ class Split:
         """The split on another device."""
         return Split(self.x.to(device), self.y.to(device))
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample(self, batch_size: int, rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """A uniformly random batch (with replacement across calls), on the split's device."""
-        dev = generator.device if generator is not None else self.x.device
-        idx = torch.randint(len(self.y), (batch_size,), generator=generator, device=dev).to(self.x.device)
+        dev = rng.device if rng is not None else self.x.device
+        idx = torch.randint(len(self.y), (batch_size,), generator=rng, device=dev).to(self.x.device)
         return self.x[idx], self.y[idx]
 
 

@@ -16,6 +16,7 @@ from .arch_space import ArchSpace
 from .curriculum import Curriculum
 from .data import Split
 from .learner import EVAL_CHUNK
+from .seeding import make_rng
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
@@ -46,9 +47,14 @@ class FewStepResult:
         return f"{100 * self.mean:.2f}% +- {100 * self.std:.2f} (n={len(self.accuracies)})"
 
 
-def _train(teacher, curriculum, sgd, learner, generator, at=None):
-    batches = teacher.batches(curriculum, generator)
+def _train(teacher, curriculum, sgd, learner, rng, at=None):
+    batches = teacher.batches(curriculum, rng)
     return sgd.unroll(learner, batches, at=at, differentiable=False)
+
+
+def _streams(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """The evaluation's architecture stream (CPU) and data stream (on `device`), distinct for every seed."""
+    return make_rng(seed, "eval/arch"), make_rng(seed, "eval/data", device)
 
 
 def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
@@ -62,7 +68,9 @@ def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         arch_space: where the fresh learners come from.
         split: held-out data to score on (use the test split for reporting).
         n_learners: number of fresh learners.
-        seed: seeds architectures, initialisations and (for `RealData`) batches.
+        seed: the evaluation's seed: architectures and initialisations come from the stream
+            ("eval/arch"), `RealData` batches from ("eval/data"); both differ from the
+            meta-training streams of the same seed.
 
     Returns:
         A `FewStepResult` with one accuracy per learner.
@@ -70,12 +78,11 @@ def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
     if n_learners < 1:
         raise ValueError(f"n_learners must be >= 1, got {n_learners}")
     device = split.x.device
-    arch_gen = torch.Generator().manual_seed(seed)
-    data_gen = torch.Generator(device).manual_seed(seed)
+    arch_rng, data_rng = _streams(seed, device)
     result = FewStepResult()
     for _ in range(n_learners):
-        learner = arch_space.sample(arch_gen).to(device)
-        state = _train(teacher, curriculum, sgd, learner, data_gen)
+        learner = arch_space.sample(arch_rng).to(device)
+        state = _train(teacher, curriculum, sgd, learner, data_rng)
         result.accuracies.append(learner.accuracy(state, split.x, split.y))
     return result
 
@@ -84,13 +91,12 @@ def accuracy_per_step(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
                       split: Split, *, n_learners: int = 3, seed: int = 1234) -> list[FewStepResult]:
     """Accuracy after each of the T inner steps (Figure 2b), one result per step."""
     device = split.x.device
-    arch_gen = torch.Generator().manual_seed(seed)
-    data_gen = torch.Generator(device).manual_seed(seed)
+    arch_rng, data_rng = _streams(seed, device)
     T = curriculum.steps
     per_step = [FewStepResult() for _ in range(T)]
     for _ in range(n_learners):
-        learner = arch_space.sample(arch_gen).to(device)
-        states = _train(teacher, curriculum, sgd, learner, data_gen, at=range(1, T + 1))
+        learner = arch_space.sample(arch_rng).to(device)
+        states = _train(teacher, curriculum, sgd, learner, data_rng, at=range(1, T + 1))
         for t, state in enumerate(states):
             per_step[t].accuracies.append(learner.accuracy(state, split.x, split.y))
     return per_step
@@ -105,13 +111,12 @@ def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         (ensemble accuracy, the individual learners' `FewStepResult`).
     """
     device = split.x.device
-    arch_gen = torch.Generator().manual_seed(seed)
-    data_gen = torch.Generator(device).manual_seed(seed)
+    arch_rng, data_rng = _streams(seed, device)
     probs = torch.zeros(len(split), arch_space.num_classes, device=device)
     single = FewStepResult()
     for _ in range(n_learners):
-        learner = arch_space.sample(arch_gen).to(device)
-        state = _train(teacher, curriculum, sgd, learner, data_gen)
+        learner = arch_space.sample(arch_rng).to(device)
+        state = _train(teacher, curriculum, sgd, learner, data_rng)
         single.accuracies.append(learner.accuracy(state, split.x, split.y))
         probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(EVAL_CHUNK)])
     return (probs.argmax(1) == split.y).float().mean().item(), single

@@ -10,7 +10,9 @@ from .arch_space import ArchSpace
 from .config import GTNConfig
 from .curriculum import Curriculum
 from .data import Dataset
-from .meta import Callback, MetaTrainer, RealBatchLoss
+from .meta import Callback, MetaTrainer
+from .objective import RealBatchLoss
+from .seeding import derive_seed
 from .teacher import DistilledData, RealData, Teacher
 from .unrolled import UnrolledSGD
 
@@ -59,9 +61,16 @@ def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device 
               log_path=None, callbacks: list[Callback] | tuple = (), progress: bool = True) -> Arm:
     """A ready-to-train arm: "gtn" (the generator), "real" (tuned real data) or "distilled".
 
-    Every arm meta-learns the inner lr and momentum, so all are tuned the same way.
+    Every arm meta-learns the inner lr and momentum, so all are tuned the same way. The
+    teacher's and codes' initialisation comes from the stream (cfg.seed, "init/teacher");
+    torch's global random state is left as it was.
     """
-    torch.manual_seed(cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(derive_seed(cfg.seed, "init/teacher"))
+        return _build_arm(kind, cfg, data, device, log_path, callbacks, progress)
+
+
+def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
     shape, k = data.image_shape, data.num_classes
     curriculum = Curriculum(cfg.inner_steps, cfg.inner_batch, k, cfg.latent_dim,
                             variant=cfg.curriculum if kind == "gtn" else "none")

@@ -33,25 +33,31 @@ class LearnerState:
     r"""Everything that changes while a learner trains: $(\theta_t, m_t, \text{BN stats})$.
 
     Attributes:
-        params: weights by parameter name (what SGD updates).
-        momentum: SGD momentum buffer $m_t$, one tensor per parameter.
+        params: weights $\theta_t$ by parameter name (what SGD updates).
+        momentum_buffer: SGD's momentum buffer $m_t$, one tensor per parameter (not to be
+            confused with the momentum *coefficient* $\beta$, `UnrolledSGD.momentum`).
         buffers: BatchNorm statistics by buffer name (the last batch's, after training).
     """
 
     params: dict[str, Tensor]
-    momentum: dict[str, Tensor]
+    momentum_buffer: dict[str, Tensor]
     buffers: dict[str, Tensor] = field(default_factory=dict)
 
+    @property
+    def momentum(self) -> dict[str, Tensor]:
+        """Old name of `momentum_buffer` (kept so code written for gtn_edu 0.1 runs)."""
+        return self.momentum_buffer
+
     def tensors(self) -> list[Tensor]:
-        """All tensors in a fixed order: params, momentum, buffers."""
-        return [*self.params.values(), *self.momentum.values(), *self.buffers.values()]
+        """All tensors in a fixed order: params, momentum buffer, BN buffers."""
+        return [*self.params.values(), *self.momentum_buffer.values(), *self.buffers.values()]
 
     def with_tensors(self, tensors: list[Tensor] | tuple[Tensor, ...]) -> LearnerState:
         """A state of the same layout holding `tensors` (the inverse of `tensors()`)."""
         n_p, n_b = len(self.params), len(self.buffers)
         it = iter(tensors)
         params = {k: next(it) for k in self.params}
-        momentum = {k: next(it) for k in self.momentum}
+        momentum = {k: next(it) for k in self.momentum_buffer}
         buffers = {k: next(it) for k in self.buffers}
         assert len(params) == n_p and len(buffers) == n_b
         return LearnerState(params, momentum, buffers)
@@ -80,10 +86,35 @@ class Learner(nn.Module):
         super().__init__()
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
 
-    # ---- the one method a researcher may want to override besides forward ----
+    # ---- the losses a researcher may want to override besides forward ----
     def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
-        """The inner and outer loss; cross-entropy by default (appendix A)."""
+        """The loss on real data (what `loss` and `RealBatchLoss` score); cross-entropy (appendix A)."""
         return F.cross_entropy(output, target)
+
+    def inner_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """The loss the learner trains on in the inner loop; `loss_fn` unless overridden.
+
+        `target` is whatever the teacher's batches hold: integer labels, or learned soft
+        targets (class probabilities, which cross-entropy accepts as they are; appendix F).
+        A policy trained by regression on a teacher's action targets overrides this with MSE
+        while its outer objective stays something else entirely.
+        """
+        return self.loss_fn(output, target)
+
+    def check_functional(self) -> None:
+        """Raise TypeError if a submodule would break functional training (torch's own BatchNorm).
+
+        `torch.nn.BatchNorm*` updates its running averages in place under
+        `functional_call`, and checkpoint mode replays that update: the statistics a
+        trained learner is scored with would silently differ from the method's.
+        """
+        for name, m in self.named_modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a torch {type(m).__name__}, which updates running averages "
+                    "in place and so changes what the unrolled training computes. Use gtn_edu.LearnerBatchNorm "
+                    f"({type(m).__name__}(n) -> LearnerBatchNorm(n)): its batch statistics are part of the "
+                    "learner's state and meta-gradients flow through them.")
 
     # ---- state ----
     def init_state(self) -> LearnerState:
@@ -112,7 +143,7 @@ class Learner(nn.Module):
     # ---- functional use ----
     def train_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
                    y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss on a training batch with batch statistics; returns (loss, new BN statistics)."""
+        """Inner loss on a training batch with batch statistics; returns (loss, new BN statistics)."""
         self.check_input(x)
         self.train()
         out = functional_call(self, {**params, **buffers}, (x,))
@@ -122,7 +153,7 @@ class Learner(nn.Module):
                 prefix = f"{name}." if name else ""
                 stats[prefix + "running_mean"], stats[prefix + "running_var"] = m.last_stats
                 m.last_stats = None
-        return self.loss_fn(out, y), stats
+        return self.inner_loss(out, y), stats
 
     def predict(self, state: LearnerState, x: Tensor) -> Tensor:
         """Outputs of the trained learner (eval mode: BN uses the state's statistics)."""

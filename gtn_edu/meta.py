@@ -11,12 +11,17 @@ One outer iteration (paper, Figure 1a):
 
 A meta-loss or meta-gradient that is NaN or infinite stops training with
 `MetaLossDivergedError` *before* the optimiser touches the teacher.
+
+Step 3 is a `MetaObjective` (`objective.py`); `RealBatchLoss` is the supervised one.
+Checkpoints hold everything a run depends on (weights, Adam, random-number streams, the
+objective's state, the schedule, the history), so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,17 +33,26 @@ from tqdm.auto import tqdm
 from .arch_space import ArchSpace
 from .curriculum import Curriculum
 from .learner import Learner, LearnerState
+from .objective import MetaObjective, as_objective
+from .seeding import make_rng
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
-__all__ = ["MetaTrainer", "Callback", "MetaLossDivergedError", "RealBatchLoss", "CHECKPOINT_VERSION"]
+__all__ = ["MetaTrainer", "Callback", "MetaLossDivergedError", "CHECKPOINT_VERSION"]
+# RealBatchLoss and MetaObjective live in objective.py; importing them from here still works.
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: adds history, schedule and objective state (version-1 checkpoints still load)."""
 MetaLoss = Callable[[Learner, Sequence[LearnerState]], tuple[Tensor, dict]]
 
 
 class MetaLossDivergedError(RuntimeError):
     """The meta-loss or its gradient became NaN or infinite."""
+
+
+def _diverged(what: str, iteration: int) -> MetaLossDivergedError:
+    return MetaLossDivergedError(f"{what} at outer iteration {iteration}; the teacher was not updated. "
+                                 "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
 
 
 class Callback:
@@ -51,37 +65,16 @@ class Callback:
         """After each outer iteration, with the logged record."""
 
 
-class RealBatchLoss:
-    """The supervised meta-loss: mean cross-entropy of the scored states on one real batch.
-
-    Args:
-        split (Split): real training data with `sample(batch_size, generator)` (a `data.Split`).
-        batch_size: real examples per meta-loss (Table 2: 128).
-    """
-
-    def __init__(self, split, batch_size: int) -> None:
-        self.split, self.batch_size = split, batch_size
-        self.generator: torch.Generator | None = None
-
-    def __call__(self, learner: Learner, states: Sequence[LearnerState]) -> tuple[Tensor, dict]:
-        x, y = self.split.sample(self.batch_size, self.generator)
-        losses = []
-        for state in states:
-            out = learner.predict(state, x)
-            losses.append(learner.loss_fn(out, y))
-        acc = (out.argmax(1) == y).float().mean()  # accuracy of the final state
-        return torch.stack(losses).mean(), {"meta_acc": acc}
-
-
 class MetaTrainer:
-    """The GTN outer loop, with logs, callbacks, checkpoints and a divergence guard.
+    r"""The GTN outer loop, with logs, callbacks, checkpoints and a divergence guard.
 
     Args:
         teacher: a `Teacher`, `RealData` or `DistilledData`.
         curriculum: gives T, B and (for a `Teacher`) the codes.
         sgd: the unrolled inner optimiser (its lr and momentum are meta-learned).
         arch_space: where fresh learners come from.
-        meta_loss: `meta_loss(learner, states) -> (loss, extra_logs)`; e.g. `RealBatchLoss`.
+        meta_loss: the `MetaObjective` scoring each trained learner, e.g. `RealBatchLoss`
+            (a plain `fn(learner, states) -> (loss, logs)` is wrapped into one).
         outer_lr: Adam learning rate (Table 2: 0.01).
         hyper_lr: Adam learning rate for the inner lr and momentum (`sgd`'s parameters);
             None: `outer_lr`. They live in log/logit space, so a larger value lets them move
@@ -91,10 +84,11 @@ class MetaTrainer:
         meta_loss_every: also score the learner every k inner steps (0: final step only).
         grad_clip: clip the total meta-gradient norm (None: off).
         lr_schedule: "constant" (the paper) or "cosine": Adam's learning rates follow
-            $\frac12(1 + \\cos(\\pi i / N))$ of their value over `total_steps` = N iterations,
+            $\frac12(1 + \cos(\pi i / N))$ of their value over `total_steps` = N iterations,
             which settles a short run's teacher instead of leaving it at full step size.
         total_steps: planned outer iterations, for the schedule.
-        seed: seeds learner sampling, curriculum shuffles and real batches.
+        seed: the run's seed: learners come from the stream ("train/arch"), curriculum
+            shuffles and real batches from ("train/data") (see `seeding.py`).
         log_path: append one JSON line per outer iteration here.
         callbacks: `Callback` objects.
         config: a plain dict stored in checkpoints.
@@ -102,21 +96,20 @@ class MetaTrainer:
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                 meta_loss: MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
+                 meta_loss: MetaObjective | MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
                  betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None,
                  lr_schedule: str = "constant", total_steps: int | None = None, seed: int = 0,
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  config: dict | None = None, progress: bool = True) -> None:
         self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
-        self.meta_loss, self.meta_loss_every, self.grad_clip = meta_loss, meta_loss_every, grad_clip
+        self.objective = as_objective(meta_loss)
+        self.meta_loss_every, self.grad_clip = meta_loss_every, grad_clip
         self.callbacks, self.config, self.progress = list(callbacks), config or {}, progress
         self.log_path = Path(log_path) if log_path else None
         self.device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
-        self.generator = torch.Generator(self.device).manual_seed(seed)
-        self.arch_generator = torch.Generator().manual_seed(seed + 1)  # CPU: architectures are sampled on host
-        if hasattr(meta_loss, "generator"):
-            meta_loss.generator = self.generator
+        self.rng = make_rng(seed, "train/data", self.device)  # curriculum shuffles, real batches
+        self.arch_rng = make_rng(seed, "train/arch")  # CPU: architectures are sampled and built on the host
         self.params = self._meta_parameters()
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
@@ -156,8 +149,8 @@ class MetaTrainer:
     def outer_step(self) -> dict:
         """One outer iteration; returns its log record."""
         start = time.perf_counter()
-        learner = self.arch_space.sample(self.arch_generator).to(self.device)
-        batches = self.teacher.batches(self.curriculum, self.generator)
+        learner = self.arch_space.sample(self.arch_rng).to(self.device)
+        batches = self.teacher.batches(self.curriculum, self.rng)
         inner_losses: list[Tensor] = []
 
         def on_inner(t: int, state: LearnerState, loss: Tensor) -> None:
@@ -166,19 +159,15 @@ class MetaTrainer:
                 cb.on_inner_step(self, t, state, loss)
 
         states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
-        loss, extra = self.meta_loss(learner, states)
+        loss, extra = self.objective(learner, states, self.rng)
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
-            raise MetaLossDivergedError(
-                f"meta-loss is {loss.item()} at outer iteration {self.iteration}; the teacher was not updated. "
-                "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
+            raise _diverged(f"meta-loss is {loss.item()}", self.iteration)
         loss.backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         if not torch.isfinite(grad_norm):
-            raise MetaLossDivergedError(
-                f"meta-gradient is not finite at outer iteration {self.iteration}; the teacher was not updated. "
-                "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
+            raise _diverged("meta-gradient is not finite", self.iteration)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         factor = self.lr_factor(self.iteration)
@@ -200,51 +189,93 @@ class MetaTrainer:
         return record
 
     def fit(self, outer_steps: int, *, desc: str = "meta-training", time_limit: float | None = None,
-            position: int | None = None) -> list[dict]:
+            position: int | None = None, checkpoint: str | Path | None = None,
+            checkpoint_every: int = 0) -> list[dict]:
         """Run `outer_steps` more outer iterations (stop early after `time_limit` seconds).
 
-        `position` is the progress bar's line, for trainers running side by side.
+        Args:
+            outer_steps: iterations to add to `self.iteration`.
+            desc: the progress bar's label.
+            time_limit: stop after the iteration that passes this many seconds.
+            position: the progress bar's line, for trainers running side by side.
+            checkpoint: where to keep a checkpoint of the run: written every
+                `checkpoint_every` iterations, at the end, and when the run is interrupted
+                (Ctrl-C); `load` it into a freshly built trainer to continue exactly.
+            checkpoint_every: iterations between checkpoints (0: only at the end).
         """
+        if checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
         start, records = time.perf_counter(), []
+        fields = {"loss": "meta_loss", **self.objective.progress_fields, "lr": "lr"}
         bar = tqdm(range(outer_steps), desc=desc, disable=not self.progress, dynamic_ncols=True, position=position)
-        for _ in bar:
-            rec = self.outer_step()
-            records.append(rec)
-            bar.set_postfix(loss=f"{rec['meta_loss']:.3f}", acc=f"{rec.get('meta_acc', float('nan')):.3f}",
-                            lr=f"{rec['lr']:.3f}")
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                break
-        bar.close()
+        try:
+            for _ in bar:
+                rec = self.outer_step()
+                records.append(rec)
+                bar.set_postfix({label: f"{rec[key]:.3f}" for label, key in fields.items() if key in rec})
+                if checkpoint is not None and checkpoint_every and self.iteration % checkpoint_every == 0:
+                    self.save(checkpoint)
+                if time_limit is not None and time.perf_counter() - start > time_limit:
+                    break
+        except KeyboardInterrupt:
+            if checkpoint is not None:  # between two iterations: a consistent state to resume from
+                self.save(checkpoint)
+            raise
+        finally:
+            bar.close()
+        if checkpoint is not None:
+            self.save(checkpoint)
         return records
 
     # ---- checkpoints: a plain dict, loadable with torch.load(weights_only=True) ----
     def state_dict(self) -> dict:
-        """Everything needed to resume: weights, optimiser, RNG states, config, iteration."""
+        """Everything needed to resume exactly: weights, optimiser, random-number streams,
+        the objective's state, the schedule, the history, the config and the iteration."""
         return {"version": CHECKPOINT_VERSION, "config": self.config, "iteration": self.iteration,
                 "state_dict": {"teacher": self.teacher.state_dict(), "curriculum": self.curriculum.state_dict(),
-                               "sgd": self.sgd.state_dict(), "optimizer": self.optimizer.state_dict()},
-                "rng": {"generator": self.generator.get_state(), "arch": self.arch_generator.get_state()}}
+                               "sgd": self.sgd.state_dict(), "optimizer": self.optimizer.state_dict(),
+                               "objective": self.objective.state_dict()},
+                "rng": {"data": self.rng.get_state(), "arch": self.arch_rng.get_state()},
+                "schedule": {"lr_schedule": self.lr_schedule, "total_steps": self.total_steps,
+                             "base_lrs": list(self.base_lrs)},
+                "history": list(self.history)}
 
     def load_state_dict(self, ckpt: dict) -> None:
-        """Restore from `state_dict()` output."""
-        if ckpt.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {ckpt.get('version')} is not {CHECKPOINT_VERSION}")
+        """Restore from `state_dict()` output (tensors may be on any device: each goes where it belongs)."""
+        version = ckpt.get("version")
+        if version not in (1, CHECKPOINT_VERSION):
+            raise ValueError(f"checkpoint version {version} is not one this gtn_edu reads (1 or {CHECKPOINT_VERSION})")
         sd = ckpt["state_dict"]
         self.teacher.load_state_dict(sd["teacher"])
         self.curriculum.load_state_dict(sd["curriculum"])
         self.sgd.load_state_dict(sd["sgd"])
-        self.optimizer.load_state_dict(sd["optimizer"])
-        self.generator.set_state(ckpt["rng"]["generator"])
-        self.arch_generator.set_state(ckpt["rng"]["arch"])
+        self.optimizer.load_state_dict(sd["optimizer"])  # moves Adam's moments to the parameters' device
+        self.objective.load_state_dict(sd.get("objective", {}))
+        # Generator states must be CPU byte tensors, whatever device the checkpoint was mapped to.
+        rng = ckpt["rng"]
+        self.rng.set_state(rng.get("data", rng.get("generator")).cpu())
+        self.arch_rng.set_state(rng["arch"].cpu())
+        if "schedule" in ckpt:
+            sched = ckpt["schedule"]
+            self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
+            self.base_lrs = list(sched["base_lrs"])
+        self.history = list(ckpt.get("history", []))
         self.iteration = ckpt["iteration"]
 
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint to `path`."""
+        """Write a checkpoint to `path` (atomically: an interrupted write leaves the old file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
         return path
 
     def load(self, path: str | Path) -> None:
-        """Resume from a checkpoint written by `save`."""
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        """Resume from a checkpoint written by `save`, on whatever device this trainer lives.
+
+        The file is read onto the CPU; `load_state_dict` then copies each tensor to where
+        it belongs (weights and Adam state to the parameters' device; random-number
+        generator states stay on the CPU, where `torch.Generator.set_state` needs them).
+        """
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,37 +30,49 @@ from torch.func import functional_call
 from .curriculum import Curriculum
 from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
 
-__all__ = ["BaseTeacher", "Teacher", "RealData", "DistilledData", "TensorBatches"]
+__all__ = ["BaseTeacher", "Teacher", "XYTeacher", "RealData", "DistilledData", "TensorBatches"]
+
+
+def _act(v: Tensor) -> Tensor:
+    return F.leaky_relu(v, LEAKY_SLOPE)
 
 
 @dataclass
 class TensorBatches:
-    """T batches computed by `make(t, tensors) -> x_t`, with fixed labels `labels[t]`.
+    """T batches computed by `make(t, tensors)`, with labels `labels[t]` or learned targets.
+
+    `make` returns either the inputs `x_t` (the targets are then the fixed `labels[t]`)
+    or a pair `(x_t, targets_t)` when the teacher learns its targets too (soft labels,
+    appendix F; a policy's action targets). Either way the batch is a pure function of
+    `tensors`, so the checkpointed backward pass can rebuild it and meta-gradients reach
+    the targets as well as the inputs.
 
     Attributes:
         steps: number of inner steps T.
         tensors: the inputs meta-gradients flow to.
-        make: rebuilds the images of batch t from `tensors`.
-        labels: (T, B) integer labels.
+        make: rebuilds batch t from `tensors`: `x_t`, or `(x_t, targets_t)`.
+        labels: (T, B) class labels of the slots (the targets unless `make` returns its own).
     """
 
     steps: int
     tensors: tuple[Tensor, ...]
-    make: Callable[[int, Sequence[Tensor]], Tensor]
+    make: Callable[[int, Sequence[Tensor]], Tensor | tuple[Tensor, Tensor]]
     labels: Tensor
 
     def batch(self, t: int, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """Batch t as (x (B, C, H, W), y (B,))."""
-        return self.make(t, tensors), self.labels[t]
+        """Batch t as (inputs (B, ...), targets: labels (B,) or learned targets (B, ...))."""
+        out = self.make(t, tensors)
+        return out if isinstance(out, tuple) else (out, self.labels[t])
 
 
 class BaseTeacher(nn.Module):
     """What the meta-trainer needs from any source of inner-loop data.
 
-    Subclasses implement `batches(curriculum, generator)`.
+    Subclasses implement `batches(curriculum, rng)`; `rng` is the trainer's random-number
+    generator for anything random in the batches (shuffles, real-data indices).
     """
 
-    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+    def batches(self, curriculum: Curriculum, rng: torch.Generator | None = None) -> TensorBatches:
         """The T inner-loop batches for one outer iteration."""
         raise NotImplementedError
 
@@ -115,25 +128,32 @@ class Teacher(BaseTeacher):
 
         The batch's BatchNorm statistics are used (the generator has no running averages),
         and the tanh output is mapped onto `output_range`. Override to try another generator;
-        `batches` calls it once per inner step.
+        `batches` calls it once per inner step. A generator that returns `(x, targets)`
+        teaches learned targets too (see `XYTeacher`).
         """
-        act = lambda v: F.leaky_relu(v, LEAKY_SLOPE)  # noqa: E731
+        return self.decode(self.embed(z, y))
+
+    def embed(self, z: Tensor, y: Tensor) -> Tensor:  # -> (B, hidden)
+        """The first layer: $h = \text{LeakyReLU}(\text{BN}(W [z; \text{onehot}(y)]))$."""
         x = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)  # (B, L + K)
-        x = act(self.bn1(self.fc1(x)))                                         # (B, 1024)
-        x = act(self.bn2(self.fc2(x)))                                         # (B, 128 h/4 w/4)
+        return _act(self.bn1(self.fc1(x)))                                      # (B, 1024)
+
+    def decode(self, h: Tensor) -> Tensor:  # (B, hidden) -> (B, C, H, W)
+        """From the first layer's features to images in `output_range`."""
+        x = _act(self.bn2(self.fc2(h)))                                         # (B, 128 h/4 w/4)
         x = rearrange(x, "b (c h w) -> b c h w", c=self.channels, h=self.h4, w=self.w4)
-        x = act(self.bn3(self.conv1(x)))  # upsample x2 -> conv                # (B, 64, h/2, w/2)
-        x = torch.tanh(self.conv2(x))     # upsample x2 -> conv                # (B, C, h, w)
+        x = _act(self.bn3(self.conv1(x)))  # upsample x2 -> conv                # (B, 64, h/2, w/2)
+        x = torch.tanh(self.conv2(x))      # upsample x2 -> conv                # (B, C, h, w)
         lo, hi = self.output_lo_hi.to(x.dtype)  # same value range as the normalised real images
         return lo + (x + 1) * (0.5 * (hi - lo))
 
-    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+    def batches(self, curriculum: Curriculum, rng: torch.Generator | None = None) -> TensorBatches:
         """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes."""
         if curriculum.latent_dim != self.latent_dim or curriculum.num_classes != self.num_classes:
             raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
                              f" does not fit the teacher (latent_dim={self.latent_dim}, num_classes="
                              f"{self.num_classes}); build both with the same values.")
-        z, y = curriculum.sample(generator)
+        z, y = curriculum.sample(rng)
         names = [k for k, _ in self.named_parameters()]
 
         def make(t: int, tensors: Sequence[Tensor]) -> Tensor:
@@ -141,6 +161,42 @@ class Teacher(BaseTeacher):
             return functional_call(self, params, (tensors[-1][t], y[t]))
 
         return TensorBatches(curriculum.steps, (*self.parameters(), z), make, y)
+
+
+class XYTeacher(Teacher):
+    r"""A generator of images *and* their soft labels (appendix F, the "XY-generator").
+
+    The first layer's features $h$ feed a second head, $p = \text{softmax}(W_p h)$, and
+    the learner trains on $(x, p)$ with cross-entropy against the probabilities $p$. With
+    `conditional=True` (default) the generator still sees the slot's class label, so $p$
+    refines a label; with `conditional=False` its only input is the code $z$, as in the
+    paper's appendix F. The paper found this variant *under*-performs the conditioned
+    generator on MNIST (its Figure 4).
+
+    Args:
+        image_shape: (C, H, W) of the images.
+        num_classes: number of classes K (size of the soft labels).
+        conditional: also feed the one-hot label of each slot to the generator.
+        **kw: the other arguments of `Teacher`.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, *,
+                 conditional: bool = True, **kw: Any) -> None:
+        super().__init__(image_shape, num_classes, **kw)
+        self.conditional = conditional
+        self.label_head = WNLinear(self.fc1.out_features, num_classes, weight_norm=self.fc1.weight_norm)
+
+    def embed(self, z: Tensor, y: Tensor) -> Tensor:
+        """As `Teacher.embed`, with the one-hot label zeroed when `conditional` is False."""
+        if self.conditional:
+            return super().embed(z, y)
+        x = torch.cat([z, z.new_zeros(len(z), self.num_classes)], dim=1)
+        return _act(self.bn1(self.fc1(x)))
+
+    def forward(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:  # -> x (B, C, H, W), p (B, K)
+        """Images and soft labels: $(x, p) = G(z, y)$."""
+        h = self.embed(z, y)
+        return self.decode(h), self.label_head(h).softmax(dim=1)
 
 
 class RealData(BaseTeacher):
@@ -158,11 +214,11 @@ class RealData(BaseTeacher):
         self.register_buffer("x", x, persistent=False)
         self.register_buffer("y", y, persistent=False)
 
-    def batches(self, curriculum: Curriculum, generator: torch.Generator | None = None) -> TensorBatches:
+    def batches(self, curriculum: Curriculum, rng: torch.Generator | None = None) -> TensorBatches:
         """T random batches of B real examples (the curriculum gives only T and B)."""
         T, B = curriculum.steps, curriculum.batch_size
-        dev = generator.device if generator is not None else self.x.device
-        idx = torch.randint(len(self.x), (T, B), generator=generator, device=dev).to(self.x.device)
+        dev = rng.device if rng is not None else self.x.device
+        idx = torch.randint(len(self.x), (T, B), generator=rng, device=dev).to(self.x.device)
         return TensorBatches(T, (), lambda t, _: self.x[idx[t]], self.y[idx])
 
 
@@ -183,7 +239,7 @@ class DistilledData(BaseTeacher):
         self.images = nn.Parameter(torch.randn(steps, batch_size, *image_shape))  # (T, B, C, H, W)
         self.register_buffer("labels", torch.arange(batch_size).remainder(num_classes).repeat(steps, 1))
 
-    def batches(self, curriculum: Curriculum | None = None, generator: torch.Generator | None = None
+    def batches(self, curriculum: Curriculum | None = None, rng: torch.Generator | None = None
                 ) -> TensorBatches:
         """The learned images in their fixed order."""
         if curriculum is not None and (curriculum.steps, curriculum.batch_size,

@@ -29,6 +29,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from .checkpointing import CheckpointedUnroll
 from .learner import Learner, LearnerState
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
@@ -103,11 +104,22 @@ class UnrolledSGD(nn.Module):
         return self.raw_momentum.sigmoid()
 
     # ---- the rule a subclass may replace ----
-    def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], momentum: dict[str, Tensor],
+    def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], momentum_buffer: dict[str, Tensor],
                lr: Tensor, beta: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        r"""One step of eq. (1): $m \leftarrow \beta m + g$, $\theta \leftarrow \theta - \alpha m$."""
-        new_m = {k: beta * momentum[k] + grads[k] for k in params}  # eq. (1), momentum buffer
-        new_p = {k: params[k] - lr * new_m[k] for k in params}       # eq. (1), weight update
+        r"""One step of eq. (1): $m \leftarrow \beta m + g$, $\theta \leftarrow \theta - \alpha m$.
+
+        Args:
+            params: weights $\theta_t$ by name.
+            grads: inner-loss gradients $g_t$ by name.
+            momentum_buffer: the buffers $m_t$ by name.
+            lr: this step's learning rate $\alpha$ (a 0-d tensor).
+            beta: this step's momentum coefficient $\beta$ (a 0-d tensor).
+
+        Returns:
+            The new weights and momentum buffers, as dicts with the same keys.
+        """
+        new_m = {k: beta * momentum_buffer[k] + grads[k] for k in params}  # eq. (1), momentum buffer
+        new_p = {k: params[k] - lr * new_m[k] for k in params}              # eq. (1), weight update
         return new_p, new_m
 
     # ---- one inner step as a pure function of its inputs ----
@@ -130,7 +142,7 @@ class UnrolledSGD(nn.Module):
             stats = {k: s.detach() for k, s in stats.items()}
             loss = loss.detach()
         with torch.set_grad_enabled(differentiable):
-            new_p, new_m = self.update(params, dict(zip(names, grads)), state.momentum, lr, beta)
+            new_p, new_m = self.update(params, dict(zip(names, grads)), state.momentum_buffer, lr, beta)
         return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
 
     # ---- the whole inner loop ----
@@ -160,11 +172,12 @@ class UnrolledSGD(nn.Module):
         keep = sorted(set(at)) if at is not None else [T]
         if keep[0] < 1 or keep[-1] > T:
             raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")
+        learner.check_functional()
         state = learner.init_state() if state is None else state
         hyper = (self.raw_lr, self.raw_momentum)
         if differentiable and self.mode == "checkpoint":
             template = state
-            flat = _CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
+            flat = CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
                                              len(hyper), *hyper, *batches.tensors, *state.tensors())
             n = len(template.tensors())
             kept = [template.with_tensors(flat[i * n:(i + 1) * n]) for i in range(len(keep))]
@@ -177,65 +190,3 @@ class UnrolledSGD(nn.Module):
                 if t + 1 in keep:
                     kept.append(state)
         return kept if at is not None else kept[-1]
-
-
-class _CheckpointedUnroll(torch.autograd.Function):
-    """T inner steps storing only the state after each step; reverse sweep recomputes.
-
-    Inputs after the non-tensor arguments: hyperparameters, batch tensors, initial state.
-    Outputs: the flattened states at the kept steps.
-    """
-
-    @staticmethod
-    def forward(ctx, sgd, learner, batches, state0, keep, callback, n_hyper, *tensors):
-        n_batch = len(batches.tensors)
-        hyper, batch_t = tensors[:n_hyper], tensors[n_hyper:n_hyper + n_batch]
-        state = state0.with_tensors(tensors[n_hyper + n_batch:])
-        states, outputs = [state], []
-        for t in range(batches.steps):
-            state, loss = sgd.step(learner, batches, t, state, hyper, batch_t, differentiable=False)
-            if callback is not None:
-                callback(t, state, loss)
-            states.append(state)
-            if t + 1 in keep:
-                outputs.extend(state.tensors())
-        ctx.sgd, ctx.learner, ctx.batches, ctx.keep = sgd, learner, batches, keep
-        ctx.n_hyper, ctx.n_batch, ctx.states = n_hyper, n_batch, states[:-1]  # state t for steps t < T
-        ctx.save_for_backward(*tensors[:n_hyper + n_batch])
-        return tuple(outputs)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grad_outputs):
-        inputs = ctx.saved_tensors
-        n_hyper, keep = ctx.n_hyper, ctx.keep
-        n_state = len(ctx.states[0].tensors())
-        per_keep = {k: grad_outputs[i * n_state:(i + 1) * n_state] for i, k in enumerate(keep)}
-        adj = [torch.zeros_like(x) for x in per_keep[keep[-1]]]  # d loss / d state_{t+1}
-        adj_inputs = [None] * len(inputs)
-        for t in reversed(range(len(ctx.states))):
-            if t + 1 in per_keep:
-                adj = [a + g for a, g in zip(adj, per_keep[t + 1])]
-            with torch.enable_grad():
-                leaf_in = [x.detach().requires_grad_(x.requires_grad) for x in inputs]
-                leaf_state = [s.detach().requires_grad_(s.is_floating_point()) for s in ctx.states[t].tensors()]
-                state_t = ctx.states[t].with_tensors(leaf_state)
-                new_state, _ = ctx.sgd.step(ctx.learner, ctx.batches, t, state_t, leaf_in[:n_hyper],
-                                            leaf_in[n_hyper:], differentiable=True)
-                outs = new_state.tensors()
-                wrt = [x for x in leaf_in + leaf_state if x.requires_grad]
-                pairs = [(o, a) for o, a in zip(outs, adj) if o.requires_grad]
-                grads = torch.autograd.grad([o for o, _ in pairs], wrt, [a for _, a in pairs],
-                                            allow_unused=True)
-            it = iter(grads)
-            g_in = [next(it) if x.requires_grad else None for x in leaf_in]
-            g_state = [next(it) if s.requires_grad else None for s in leaf_state]
-            adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]
-            adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]
-        return (None,) * 7 + tuple(adj_inputs) + tuple(adj)
-
-
-def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    if a is None:
-        return b
-    return a if b is None else a + b

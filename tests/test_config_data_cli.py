@@ -107,3 +107,72 @@ def test_arch_scale_shrinks_widths_with_a_floor_on_the_hidden_layer():
     assert space.hidden_range == (32, 64)  # not (16, 64): narrow FC layers cap few-step accuracy
     mlp = build_arch_space(replace(GTNConfig(), arch="mlp", arch_scale=0.5), (1, 28, 28))
     assert mlp.width_range == (32, 128)
+
+
+def _parse(*argv):
+    from gtn_edu.cli import _config
+    return _config(build_parser().parse_args(["train", *argv]))
+
+
+def test_each_dataset_starts_from_its_own_paper_table():
+    cifar = _parse("--dataset", "cifar10")  # Table 3, not MNIST's Table 2
+    assert (cifar.inner_steps, cifar.outer_lr, cifar.adam_betas, cifar.adam_eps, cifar.outer_batch,
+            cifar.meta_loss_every, cifar.arch) == (128, 0.002, (0.9, 0.9), 1e-5, 256, 16, "cifar")
+    quick_cifar = _parse("--dataset", "cifar10", "--quick")  # --quick shrinks Table 3
+    assert quick_cifar.inner_steps < 128 and quick_cifar.adam_betas == (0.9, 0.9) and quick_cifar.arch == "cifar"
+    assert _parse().inner_steps == 32 and _parse("--dataset", "fashion-mnist").dataset == "fashion-mnist"
+    assert _parse("--dataset", "cifar10", "--steps", "64").inner_steps == 64  # options still override
+
+
+def test_config_validates_itself_with_its_datasets_classes():
+    with pytest.raises(ValueError, match="multiple of the 10 classes of cifar10"):
+        replace(GTNConfig(dataset="cifar10"), inner_batch=25)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        GTNConfig(dataset="imagenet")
+
+
+def test_cuda_without_cuda_is_a_one_line_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--device cpu" in err and "Traceback" not in err
+    assert main(["train", "--device", "gpu0", "--out", str(tmp_path)]) == 2
+    assert "use cpu or cuda" in capsys.readouterr().err
+
+
+TINY = ["--quick", "--no-download", "--steps", "2", "--inner-batch", "20", "--outer-batch", "20",
+        "--outer-steps", "4", "--eval-learners", "2", "--teacher-hidden", "16", "--teacher-channels", "4",
+        "--teacher-conv-channels", "4", "--arch-scale", "0.1", "--no-parallel-arms", "--checkpoint-every", "2"]
+
+
+def test_cli_resume_continues_an_interrupted_run_exactly(data_root, tmp_path, monkeypatch, capsys):
+    from gtn_edu.meta import MetaTrainer
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["train", *TINY, "--data-root", str(data_root), "--out", str(whole)]) == 0
+    step = MetaTrainer.outer_step
+
+    def interrupted(self):  # Ctrl-C during the GTN arm's 4th iteration, before it changes anything
+        if self.iteration == 3:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(MetaTrainer, "outer_step", interrupted)
+    assert main(["train", *TINY, "--data-root", str(data_root), "--out", str(cut)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert torch.load(cut / "gtn_checkpoint.pt", weights_only=True)["iteration"] == 3
+    monkeypatch.setattr(MetaTrainer, "outer_step", step)
+    with pytest.raises(SystemExit):  # options that change the run are refused, not silently applied
+        assert main(["train", "--resume", str(cut), "--steps", "3"]) == 2
+        raise SystemExit
+    assert "inner_steps (saved 2, given 3)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(cut), "--data-root", str(data_root), "--no-download",
+                 "--no-parallel-arms"]) == 0
+    a, b = (json.loads((d / "summary.json").read_text())["arms"] for d in (whole, cut))
+    for arm in ("gtn", "real"):
+        assert b[arm]["meta_loss"] == a[arm]["meta_loss"] and b[arm]["test_accuracies"] == a[arm]["test_accuracies"]
+        ta = torch.load(whole / f"{arm}_checkpoint.pt", weights_only=True)["state_dict"]["teacher"]
+        tb = torch.load(cut / f"{arm}_checkpoint.pt", weights_only=True)["state_dict"]["teacher"]
+        assert all(torch.equal(ta[k], tb[k]) for k in ta)
+    logged = [json.loads(line)["iteration"] for line in (cut / "gtn_log.jsonl").read_text().splitlines()]
+    assert logged == [0, 1, 2, 3]

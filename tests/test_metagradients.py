@@ -4,7 +4,9 @@ import pytest
 import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import problems
+from strategies import IMAGE, NUM_CLASSES, fixed_problem, problems
+
+from gtn_edu import ConvLearner, XYTeacher
 
 
 def _directional_fd(problem, mode, name, direction, eps=1e-6):
@@ -61,9 +63,7 @@ def test_checkpoint_equals_full(problem):
 
 @pytest.mark.parametrize("mode", ["full", "checkpoint"])
 def test_backward_and_autograd_grad_agree(mode):
-    from strategies import IMAGE, NUM_CLASSES
-
-    from gtn_edu import ConvLearner, Curriculum, Teacher, UnrolledSGD
+    from gtn_edu import Curriculum, Teacher, UnrolledSGD
 
     torch.manual_seed(0)
     teacher = Teacher(IMAGE, NUM_CLASSES, latent_dim=4, hidden=8, channels=3, conv_channels=3).double()
@@ -79,3 +79,25 @@ def test_backward_and_autograd_grad_agree(mode):
         assert p.grad is not None
         torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-14)
     assert sgd.raw_lr.grad.abs().item() > 0 and cur.codes.grad.abs().sum().item() > 0
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+def test_xy_teacher_soft_labels_get_proven_meta_gradients(mode, conditional):
+    """Appendix F's generator of images *and* soft labels: its label head's meta-gradient matches FD."""
+    torch.manual_seed(1)
+    teacher = XYTeacher(IMAGE, NUM_CLASSES, conditional=conditional, latent_dim=4, hidden=8, channels=3,
+                        conv_channels=3)
+    problem = fixed_problem(teacher, ConvLearner(IMAGE, NUM_CLASSES, (3, 3), hidden=5, batch_norm=False))
+    x, y = problem.teacher.batches(problem.curriculum).batch(0, tuple(problem.teacher.parameters()) + (
+        problem.curriculum.codes,))
+    assert y.shape == (6, NUM_CLASSES) and torch.allclose(y.sum(1), torch.ones(6, dtype=torch.float64))
+    names = ["teacher.label_head.v", "teacher.label_head.bias", "curriculum.codes"]
+    inputs = problem.inputs()
+    grads = torch.autograd.grad(problem.meta_loss(mode), [inputs[n] for n in names])
+    gen = torch.Generator().manual_seed(0)
+    for name, grad in zip(names, grads):
+        direction = torch.randn(inputs[name].shape, generator=gen, dtype=torch.float64)
+        analytic, numeric = (grad * direction).sum().item(), _directional_fd(problem, mode, name, direction)
+        assert abs(numeric) > 1e-7, name
+        assert abs(analytic - numeric) <= 1e-5 * abs(numeric) + 1e-10, f"{name}: {analytic} vs FD {numeric}"

@@ -97,3 +97,63 @@ def test_teacher_output_range_maps_tanh_onto_data_range():
     torch.testing.assert_close(reloaded(z, y), ranged(z, y))
     with pytest.raises(ValueError, match="low < high"):
         Teacher((1, 8, 8), 2, output_range=(1.0, 1.0))
+
+
+def _watched_unroll(at, backward: bool):
+    """Checkpointed unroll whose inner states are watched through weak references."""
+    import weakref
+
+    torch.manual_seed(0)
+    teacher = Teacher((1, 8, 8), 2, latent_dim=3, hidden=4, channels=2, conv_channels=2)
+    cur = Curriculum.full(4, 4, 2, latent_dim=3)
+    learner = MLPLearner((1, 8, 8), 2, (5,))
+    refs = []
+    states = UnrolledSGD(0.1, 0.5, mode="checkpoint").unroll(
+        learner, teacher.batches(cur), at=at, callback=lambda t, s, loss: refs.extend(map(weakref.ref, s.tensors())))
+    loss = sum(learner.loss(s, torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)) for s in states)
+    if backward:
+        loss.backward()
+    return refs
+
+
+@pytest.mark.parametrize("backward", [True, False])
+@pytest.mark.parametrize("at", [[4], [1, 2, 3, 4], [2, 4]])
+def test_checkpoint_mode_frees_its_stored_states(at, backward):
+    """Once the loss is gone (after its backward pass, or without one), no stored state survives."""
+    import gc
+
+    refs = _watched_unroll(at, backward)
+    gc.collect()
+    assert refs and all(r() is None for r in refs), f"{sum(r() is not None for r in refs)} stored tensors alive"
+
+
+def test_torch_batchnorm_in_a_learner_is_an_error_naming_the_fix():
+    class StudentNet(MLPLearner):
+        def __init__(self):
+            super().__init__((1, 4, 4), 2, (6,), batch_norm=False)
+            self.bns[0] = torch.nn.BatchNorm1d(6)  # what a student writes first
+
+    teacher = RealData(torch.randn(20, 1, 4, 4), torch.randint(2, (20,)))
+    for mode in ("full", "checkpoint"):
+        with pytest.raises(TypeError, match="LearnerBatchNorm"):
+            UnrolledSGD(mode=mode).unroll(StudentNet(), teacher.batches(Curriculum(2, 4, 2)))
+
+
+def test_inner_loss_can_differ_from_the_outer_loss():
+    """A learner trained by MSE on learned targets (CartPole's policy) and scored by something else."""
+    class Regressor(MLPLearner):
+        def inner_loss(self, output, target):
+            return torch.nn.functional.mse_loss(output, target)
+
+    torch.manual_seed(0)
+    learner = Regressor((4,), 2, (8,), batch_norm=False).double()
+    targets = torch.randn(3, 6, 2, dtype=torch.float64, requires_grad=True)  # learned (T, B, 2) targets
+    x = torch.randn(3, 6, 4, dtype=torch.float64)
+    batches = TensorBatches(3, (targets,), lambda t, ts: (x[t], ts[0][t]), torch.zeros(3, 6, dtype=torch.long))
+    sgd = UnrolledSGD(0.1, 0.5, mode="checkpoint").double()
+    state = sgd.unroll(learner, batches)
+    loss, _ = learner.train_loss(state.params, state.buffers, x[0], targets[0])
+    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(learner.predict(state, x[0]), targets[0]))
+    outer = learner.predict(state, x[0]).pow(2).mean()  # any objective of the trained policy
+    (g,) = torch.autograd.grad(outer, targets)
+    assert g.abs().sum() > 0  # meta-gradients reach the learned targets

@@ -27,9 +27,11 @@ from gtn_edu import (
     UnrolledSGD,
     WNConv2d,
     WNLinear,
+    XYTeacher,
     few_step_accuracy,
     load_dataset,
 )
+from gtn_edu.arch_space import seeded_build
 
 
 # --8<-- [start:teacher]
@@ -61,8 +63,8 @@ class TinyConv(Learner):
         x = F.leaky_relu(self.bn(self.conv(x)), 0.1)
         return self.head(x.flatten(1))
 
-    def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
-        """Optional: a different inner and outer loss, here with label smoothing."""
+    def inner_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Optional: train with label smoothing; the real-data score stays plain cross-entropy."""
         return F.cross_entropy(output, target, label_smoothing=0.05)
 # --8<-- [end:learner]
 
@@ -76,10 +78,13 @@ class TinyConvSpace(ArchSpace):
     num_classes: int = 10
     width_range: tuple[int, int] = (8, 32)
 
-    def sample(self, generator: torch.Generator | None = None) -> TinyConv:
+    def sample_spec(self, rng: torch.Generator | None = None) -> dict:
         lo, hi = self.width_range
-        width = int(torch.randint(lo, hi + 1, (1,), generator=generator))
-        return TinyConv(self.input_shape, self.num_classes, width)  # Kaiming init
+        return {"width": int(torch.randint(lo, hi + 1, (1,), generator=rng))}
+
+    def build(self, spec: dict, rng: torch.Generator | None = None) -> TinyConv:
+        # seeded_build draws the initialisation from rng without touching global state
+        return seeded_build(lambda: TinyConv(self.input_shape, self.num_classes, spec["width"]), rng)
 # --8<-- [end:archspace]
 
 
@@ -103,11 +108,40 @@ class NoisyCurriculum(Curriculum):
         super().__init__(steps, batch_size, num_classes, latent_dim, variant="full")
         self.noise = noise
 
-    def sample(self, generator=None) -> tuple[Tensor, Tensor]:
-        z, y = super().sample(generator)  # learned codes (T, B, L), labels (T, B)
-        eps = torch.randn(z.shape, generator=generator, device=z.device)
+    def sample(self, rng=None) -> tuple[Tensor, Tensor]:
+        z, y = super().sample(rng)  # learned codes (T, B, L), labels (T, B)
+        eps = torch.randn(z.shape, generator=rng, device=z.device)
         return z + self.noise * eps, y
 # --8<-- [end:curriculum]
+
+
+# --8<-- [start:objective]
+class HardClassLoss(RealBatchLoss):
+    """Weight each real example by how hard its class has been lately (a running average).
+
+    The running per-class losses are a buffer, so checkpoints carry them and a resumed
+    run weights the classes as the interrupted one did.
+    """
+
+    progress_fields = {"acc": "meta_acc", "worst": "worst_class"}
+
+    def __init__(self, split, batch_size, num_classes=10, decay=0.9, sharpness=2.0):
+        super().__init__(split, batch_size)
+        self.decay, self.sharpness = decay, sharpness
+        self.register_buffer("class_loss", torch.ones(num_classes))
+
+    def forward(self, learner, states, rng=None):
+        x, y = self.split.sample(self.batch_size, rng)
+        per_example = F.cross_entropy(learner.predict(states[-1], x), y, reduction="none")
+        with torch.no_grad():  # running per-class loss: the objective's learned state
+            seen = torch.zeros_like(self.class_loss).index_add_(0, y, per_example)
+            count = torch.bincount(y, minlength=len(self.class_loss)).clamp_min(1)
+            self.class_loss.lerp_(seen / count, 1 - self.decay)
+        weight = (self.sharpness * self.class_loss).softmax(0)[y] * len(self.class_loss)
+        loss = (weight * per_example).mean()
+        return loss, {"meta_acc": (learner.predict(states[-1], x).argmax(1) == y).float().mean(),
+                      "worst_class": self.class_loss.argmax()}
+# --8<-- [end:objective]
 
 
 # --8<-- [start:callback]
@@ -135,13 +169,26 @@ def main() -> None:
     curriculum = NoisyCurriculum(T, B, 10, latent_dim=32, noise=0.1)
     sgd = NesterovSGD(lr=0.1, momentum=0.5, steps=T, mode="full")
     space = TinyConvSpace()
-    meta_loss = RealBatchLoss(data.train, batch_size=64)
-    trainer = MetaTrainer(teacher, curriculum, sgd, space, meta_loss,
+    objective = HardClassLoss(data.train, batch_size=64)
+    trainer = MetaTrainer(teacher, curriculum, sgd, space, objective,
                           callbacks=[PrintEvery(10)], progress=False)
-    trainer.fit(outer)
+    trainer.fit(outer, checkpoint="runs/extending/ck.pt")  # resumable: trainer.load(path)
     result = few_step_accuracy(teacher, curriculum, sgd, space, data.test, n_learners=3)
     print(result)
+    print("an architecture it was scored on:", space.sample_spec(trainer.arch_rng))
     # --8<-- [end:together]
+
+    # --8<-- [start:targets]
+    xy = XYTeacher((1, 28, 28), 10, conditional=False, latent_dim=32, hidden=128,
+                   channels=16, conv_channels=16)  # images and soft labels from z alone
+    batches = xy.batches(Curriculum.full(T, B, 10, latent_dim=32))
+    x0, p0 = batches.batch(0, batches.tensors)  # (B, 1, 28, 28) images, (B, 10) probabilities
+    print(f"soft labels of step 0: {tuple(p0.shape)}, rows sum to {p0.sum(1).mean():.3f}")
+    xy_trainer = MetaTrainer(xy, Curriculum.full(T, B, 10, latent_dim=32),
+                             UnrolledSGD(lr=0.1, momentum=0.5, mode="full"), space,
+                             RealBatchLoss(data.train, batch_size=64), progress=False)
+    xy_trainer.fit(min(outer, 5))  # meta-gradients reach the label head too
+    # --8<-- [end:targets]
 
 
 if __name__ == "__main__":

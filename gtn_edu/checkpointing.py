@@ -1,0 +1,88 @@
+r"""The checkpointed meta-gradient (appendix D): store T states, recompute each step backwards.
+
+`UnrolledSGD.unroll(..., mode="checkpoint")` runs the inner loop through this autograd
+Function. Its forward pass trains without a graph and keeps only the learner state
+$s_t$ before each step; its backward pass walks $t = T-1, \dots, 0$, rebuilds step $t$
+from $s_t$ with a graph, and back-propagates the adjoint $\bar s_{t+1}$ through that one
+step into $\bar s_t$ and into the inputs (teacher tensors, $\alpha$, $\beta$). Memory
+grows with T x parameters instead of T x activations; the price is a second forward pass.
+`docs/concepts/checkpointing.md` walks through it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["CheckpointedUnroll"]
+
+
+class CheckpointedUnroll(torch.autograd.Function):
+    """T inner steps storing only the state after each step; reverse sweep recomputes.
+
+    Inputs after the non-tensor arguments: hyperparameters, batch tensors, initial state.
+    Outputs: the flattened states at the kept steps.
+
+    The stored states go through `save_for_backward`, never onto `ctx` as attributes:
+    the states at kept steps are also this Function's outputs, and an output held by its
+    own `ctx` is a reference cycle through the C++ graph that Python's garbage collector
+    cannot see (it leaked every outer iteration with intermediate scored steps). Saved
+    tensors are freed by autograd after the backward pass, or with the graph when no
+    backward pass happens.
+    """
+
+    @staticmethod
+    def forward(ctx, sgd, learner, batches, state0, keep, callback, n_hyper, *tensors):
+        n_batch = len(batches.tensors)
+        hyper, batch_t = tensors[:n_hyper], tensors[n_hyper:n_hyper + n_batch]
+        state = state0.with_tensors(tensors[n_hyper + n_batch:])
+        stored, outputs = [], []
+        for t in range(batches.steps):
+            stored.extend(state.tensors())  # state t, the input of step t
+            state, loss = sgd.step(learner, batches, t, state, hyper, batch_t, differentiable=False)
+            if callback is not None:
+                callback(t, state, loss)
+            if t + 1 in keep:
+                outputs.extend(state.tensors())
+        ctx.sgd, ctx.learner, ctx.batches, ctx.keep, ctx.template = sgd, learner, batches, keep, state0
+        ctx.n_hyper, ctx.n_batch = n_hyper, n_batch
+        ctx.save_for_backward(*tensors[:n_hyper + n_batch], *stored)
+        return tuple(outputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_outputs):
+        saved = ctx.saved_tensors
+        n_in, keep, template = ctx.n_hyper + ctx.n_batch, ctx.keep, ctx.template
+        inputs, stored = saved[:n_in], saved[n_in:]
+        n_state = len(template.tensors())
+        per_keep = {k: grad_outputs[i * n_state:(i + 1) * n_state] for i, k in enumerate(keep)}
+        adj = [torch.zeros_like(x) for x in per_keep[keep[-1]]]  # d loss / d state_{t+1}
+        adj_inputs = [None] * len(inputs)
+        for t in reversed(range(ctx.batches.steps)):
+            if t + 1 in per_keep:
+                adj = [a + g for a, g in zip(adj, per_keep[t + 1])]
+            with torch.enable_grad():
+                leaf_in = [x.detach().requires_grad_(x.requires_grad) for x in inputs]
+                leaf_state = [s.detach().requires_grad_(s.is_floating_point())
+                              for s in stored[t * n_state:(t + 1) * n_state]]
+                state_t = template.with_tensors(leaf_state)
+                new_state, _ = ctx.sgd.step(ctx.learner, ctx.batches, t, state_t, leaf_in[:ctx.n_hyper],
+                                            leaf_in[ctx.n_hyper:], differentiable=True)
+                outs = new_state.tensors()
+                wrt = [x for x in leaf_in + leaf_state if x.requires_grad]
+                pairs = [(o, a) for o, a in zip(outs, adj) if o.requires_grad]
+                grads = torch.autograd.grad([o for o, _ in pairs], wrt, [a for _, a in pairs],
+                                            allow_unused=True)
+            it = iter(grads)
+            g_in = [next(it) if x.requires_grad else None for x in leaf_in]
+            g_state = [next(it) if s.requires_grad else None for s in leaf_state]
+            adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]
+            adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]
+        return (None,) * 7 + tuple(adj_inputs) + tuple(adj)
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
