@@ -194,6 +194,7 @@ def train(args: argparse.Namespace) -> dict:
           + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
           + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
     summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": bool(args.quick),
+               "resumed_from": str(_resume_folder(args)) if args.resume else None,
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
     if parallel:
         # One process per arm, the cores split between them: on a small CPU two single-thread
