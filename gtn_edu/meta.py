@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .arch_space import ArchSpace
 from .curriculum import Curriculum
 from .learner import Learner, LearnerState
-from .objective import MetaObjective, as_objective
+from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
 from .seeding import make_rng
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
