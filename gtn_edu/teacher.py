@@ -5,7 +5,8 @@ r"""Teachers: where the inner loop's training batches come from.
     [z ; one_hot(y)] -> FC 1024 -> FC 128*(H/4)*(W/4) -> reshape -> upsample x2
         -> conv 64 -> upsample x2 -> conv C -> tanh
 
-with weight normalisation, BatchNorm and LeakyReLU(0.1). Two baselines share its
+with weight normalisation, BatchNorm and LeakyReLU(0.1); `XYTeacher` also generates soft
+labels (appendix F). Two baselines share its
 interface so the same trainer and evaluation run them: `RealData` (real training
 batches, nothing learned) and `DistilledData` (a learned tensor of images, dataset
 distillation as in Wang et al., 2018).
@@ -148,7 +149,11 @@ class Teacher(BaseTeacher):
         return lo + (x + 1) * (0.5 * (hi - lo))
 
     def batches(self, curriculum: Curriculum, rng: torch.Generator | None = None) -> TensorBatches:
-        """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes."""
+        """x_t = G(z_t, y_t) for the curriculum's T steps, differentiable in weights and codes.
+
+        When `forward` returns `(x, targets)` (e.g. `XYTeacher`), each batch holds those learned
+        targets instead of the curriculum's labels.
+        """
         if curriculum.latent_dim != self.latent_dim or curriculum.num_classes != self.num_classes:
             raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
                              f" does not fit the teacher (latent_dim={self.latent_dim}, num_classes="
@@ -156,7 +161,7 @@ class Teacher(BaseTeacher):
         z, y = curriculum.sample(rng)
         names = [k for k, _ in self.named_parameters()]
 
-        def make(t: int, tensors: Sequence[Tensor]) -> Tensor:
+        def make(t: int, tensors: Sequence[Tensor]) -> Tensor | tuple[Tensor, Tensor]:
             params = dict(zip(names, tensors[:-1]))
             return functional_call(self, params, (tensors[-1][t], y[t]))
 
