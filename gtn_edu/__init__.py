@@ -4,7 +4,8 @@ The public API, re-exported here:
 
 * data flow: `Curriculum` -> `Teacher` -> `UnrolledSGD(Learner)` -> meta-loss;
 * baselines: `RealData`, `DistilledData`;
-* outer loop: `MetaTrainer`, `Callback`; what it minimises: `MetaObjective`, `RealBatchLoss`;
+* outer loop: `MetaTrainer`, `Callback`; what it minimises: `MetaObjective`, `RealBatchLoss`
+  (with `RandomCropFlip` to augment its real batches);
 * evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
 * configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`;
 * random-number streams: `make_rng`, `derive_seed`.
@@ -14,6 +15,7 @@ about a generator network, "generator" always means the GTN.
 """
 
 from .arch_space import ArchSpace, ConvSpace, MLPSpace
+from .augment import RandomCropFlip
 from .config import CIFARConfig, GTNConfig, MNISTConfig
 from .curriculum import Curriculum
 from .data import DataNotFoundError, Dataset, Split, load_dataset
@@ -34,5 +36,5 @@ __all__ = [
     "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
     "Callback", "MetaLossDivergedError", "MetaTrainer", "MetaObjective", "RealBatchLoss", "LearnerBatchNorm",
     "UpsampleConv2d", "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches",
-    "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng",
+    "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng", "RandomCropFlip",
 ]

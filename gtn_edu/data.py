@@ -13,6 +13,7 @@ torchvision's layout and downloaded by torchvision where the network allows.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ _FILES = {
     "cifar10": ("cifar-10-batches-py", ["data_batch_1", "...", "data_batch_5", "test_batch", "batches.meta"]),
 }
 _VAL_SIZE = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 5_000}
+_FULL_TRAIN = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -150,10 +152,18 @@ def _load_cifar_partial(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
             return True
 
     out = []
-    for train in (True, False):
-        ds = CIFAR10Partial(str(root), train=train, download=False)
-        out += [torch.as_tensor(ds.data).permute(0, 3, 1, 2).float().div_(255),
-                torch.as_tensor(ds.targets, dtype=torch.long)]
+    try:
+        for train in (True, False):
+            ds = CIFAR10Partial(str(root), train=train, download=False)
+            out += [torch.as_tensor(ds.data).permute(0, 3, 1, 2).float().div_(255),
+                    torch.as_tensor(ds.targets, dtype=torch.long)]
+    except Exception as err:  # a truncated or corrupt file: say which files belong where
+        where = root / CIFAR10Partial.base_folder
+        raise DataNotFoundError(_missing_message(
+            "cifar10", root, f"the partial copy in {where} does not load: {type(err).__name__}: {err}")) from err
+    print(f"cifar10: using the PARTIAL copy in {root / CIFAR10Partial.base_folder}: {len(out[1])} train and "
+          f"{len(out[3])} test images (the full set has 50000 and 10000); splits keep the full set's proportions",
+          file=sys.stderr)
     return tuple(out)
 
 
@@ -181,8 +191,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
     root = data_root(root)
     x_tr, y_tr, x_te, y_te = _load_torchvision(name, root, download)
     val_size = _VAL_SIZE[name] if val_size is None else val_size
-    if val_size == _VAL_SIZE[name] and len(y_tr) < 2 * val_size:  # a partial copy: keep the ratio
-        val_size = len(y_tr) // 10
+    if val_size == _VAL_SIZE[name] and len(y_tr) < _FULL_TRAIN[name]:  # a partial copy: keep the ratio
+        val_size = round(len(y_tr) * _VAL_SIZE[name] / _FULL_TRAIN[name])
     if not 0 <= val_size < len(y_tr):
         raise ValueError(f"val_size must be in [0, {len(y_tr)}), got {val_size}")
     perm = torch.randperm(len(y_tr), generator=torch.Generator().manual_seed(seed))

@@ -53,25 +53,30 @@ class MetaObjective(nn.Module):
 class RealBatchLoss(MetaObjective):
     """The supervised meta-loss: mean loss (`learner.loss_fn`) of the scored states on one real batch.
 
-    Every scored state is scored on the same batch, drawn from `rng` each outer iteration.
+    Every scored state is scored on the same batch, drawn from `rng` each outer iteration
+    and, with `augment`, augmented from the same stream (CIFAR-10, appendix A.2).
 
     Args:
         split (Split): real training data with `sample(batch_size, rng)` (a `data.Split`).
         batch_size: real examples per meta-loss (Table 2: 128).
+        augment (Callable | None): `augment(x, rng) -> x`, e.g. `RandomCropFlip()`; None: none.
     """
 
     progress_fields = {"acc": "meta_acc"}
 
-    def __init__(self, split, batch_size: int) -> None:
+    def __init__(self, split, batch_size: int, augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None
+                 ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of real examples, got {batch_size}")
-        self.split, self.batch_size = split, batch_size
+        self.split, self.batch_size, self.augment = split, batch_size, augment
 
     def forward(self, learner: Learner, states: Sequence[LearnerState],
                 rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Mean of $\\ell(\\theta_t; x, y)$ over the scored states; logs the last state's batch accuracy."""
         x, y = self.split.sample(self.batch_size, rng)
+        if self.augment is not None:
+            x = self.augment(x, rng)
         losses = []
         for state in states:
             out = learner.predict(state, x)

@@ -1,6 +1,7 @@
 """Configs, data loading and the `gtn-edu` command."""
 
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -175,3 +176,27 @@ def test_cli_resume_continues_an_interrupted_run_exactly(data_root, tmp_path, mo
         assert all(torch.equal(ta[k], tb[k]) for k in ta)
     logged = [json.loads(line)["iteration"] for line in (cut / "gtn_log.jsonl").read_text().splitlines()]
     assert logged == [0, 1, 2, 3]
+
+
+def test_partial_cifar10_loads_proportionally_and_says_so(data_root, capsys):
+    if not (data_root / "cifar-10-batches-py-partial").is_dir():
+        msg = "no partial CIFAR-10 copy beside MNIST (CI lays ../shared/data with one)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    ds = load_dataset("cifar10", data_root, download=False)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (3600, 400, 1000)  # 45k / 5k / 10k, scaled
+    assert ds.image_shape == (3, 32, 32) and ds.num_classes == 10
+    per_channel = ds.train.x.transpose(0, 1).flatten(1)
+    assert per_channel.mean(1).abs().max() < 1e-4 and (per_channel.std(1) - 1).abs().max() < 1e-3
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "PARTIAL" in line]) == 1 and "4000 train" in err
+
+
+def test_corrupt_partial_cifar10_names_the_files(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py-partial"
+    folder.mkdir()
+    (folder / "data_batch_1.first4000").write_bytes(b"not a pickle")
+    with pytest.raises(DataNotFoundError, match="data_batch_1") as err:
+        load_dataset("cifar10", tmp_path, download=False)
+    assert "does not load" in str(err.value)
