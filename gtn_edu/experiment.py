@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .arch_space import ArchSpace
+from .augment import RandomCropFlip
 from .config import GTNConfig
 from .curriculum import Curriculum
 from .data import Dataset
@@ -89,7 +90,9 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
                       mode=cfg.mode)
     teacher, curriculum, sgd = teacher.to(device), curriculum.to(device), sgd.to(device)
     arch = build_arch_space(cfg, shape, k)
-    trainer = MetaTrainer(teacher, curriculum, sgd, arch, RealBatchLoss(data.train, cfg.outer_batch),
+    # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.
+    augment = RandomCropFlip(4, fill=(-data.mean / data.std).tolist()) if cfg.augment else None
+    trainer = MetaTrainer(teacher, curriculum, sgd, arch, RealBatchLoss(data.train, cfg.outer_batch, augment),
                           outer_lr=cfg.outer_lr, hyper_lr=cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
                           meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
                           lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,

@@ -200,3 +200,18 @@ def test_corrupt_partial_cifar10_names_the_files(tmp_path):
     with pytest.raises(DataNotFoundError, match="data_batch_1") as err:
         load_dataset("cifar10", tmp_path, download=False)
     assert "does not load" in str(err.value)
+
+
+def test_cifar_runs_augment_the_real_batches_with_black_padding(data_root):
+    from gtn_edu.augment import RandomCropFlip
+    from gtn_edu.experiment import build_arm
+
+    assert _parse("--dataset", "cifar10").augment and not _parse().augment
+    ds = load_dataset("cifar10", data_root, download=False)
+    cfg = replace(quick(_parse("--dataset", "cifar10")), inner_steps=2, inner_batch=10, teacher_hidden=8,
+                  teacher_channels=2, teacher_conv_channels=2, arch_scale=0.05)
+    aug = build_arm("real", cfg, ds, progress=False).trainer.objective.augment
+    assert isinstance(aug, RandomCropFlip)
+    black = (-ds.mean / ds.std).tolist()  # pixel value 0 after normalisation
+    assert aug.fill.tolist() == pytest.approx(black)
+    assert build_arm("real", replace(cfg, augment=False), ds, progress=False).trainer.objective.augment is None
