@@ -140,7 +140,8 @@ def test_torch_batchnorm_in_a_learner_is_an_error_naming_the_fix():
 
 
 def test_inner_loss_can_differ_from_the_outer_loss():
-    """A learner trained by MSE on learned targets (CartPole's policy) and scored by something else."""
+    """A learner trained by MSE on learned targets (CartPole's policy) and scored by something else:
+    the meta-gradient reaching the targets agrees between modes and with finite differences."""
     class Regressor(MLPLearner):
         def inner_loss(self, output, target):
             return torch.nn.functional.mse_loss(output, target)
@@ -150,10 +151,23 @@ def test_inner_loss_can_differ_from_the_outer_loss():
     targets = torch.randn(3, 6, 2, dtype=torch.float64, requires_grad=True)  # learned (T, B, 2) targets
     x = torch.randn(3, 6, 4, dtype=torch.float64)
     batches = TensorBatches(3, (targets,), lambda t, ts: (x[t], ts[0][t]), torch.zeros(3, 6, dtype=torch.long))
-    sgd = UnrolledSGD(0.1, 0.5, mode="checkpoint").double()
-    state = sgd.unroll(learner, batches)
-    loss, _ = learner.train_loss(state.params, state.buffers, x[0], targets[0])
-    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(learner.predict(state, x[0]), targets[0]))
-    outer = learner.predict(state, x[0]).pow(2).mean()  # any objective of the trained policy
-    (g,) = torch.autograd.grad(outer, targets)
-    assert g.abs().sum() > 0  # meta-gradients reach the learned targets
+    def outer(mode):  # any objective of the trained policy, through the MSE-trained inner loop
+        state = UnrolledSGD(0.1, 0.5, mode=mode).double().unroll(learner, batches)
+        return learner.predict(state, x[0]).pow(2).mean(), state
+
+    loss_ck, state = outer("checkpoint")
+    inner, _ = learner.train_loss(state.params, state.buffers, x[0], targets[0])
+    torch.testing.assert_close(inner, torch.nn.functional.mse_loss(learner.predict(state, x[0]), targets[0]))
+    (g_ck,) = torch.autograd.grad(loss_ck, targets)
+    (g_full,) = torch.autograd.grad(outer("full")[0], targets)
+    torch.testing.assert_close(g_ck, g_full, rtol=1e-10, atol=1e-14)
+    direction = torch.randn(targets.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # central finite difference along `direction`
+        eps = 1e-6
+        targets.add_(eps * direction)
+        plus = outer("full")[0].item()
+        targets.sub_(2 * eps * direction)
+        minus = outer("full")[0].item()
+        targets.add_(eps * direction)
+    numeric, analytic = (plus - minus) / (2 * eps), (g_full * direction).sum().item()
+    assert abs(numeric) > 1e-6 and abs(analytic - numeric) <= 1e-6 * abs(numeric)
