@@ -31,7 +31,7 @@ from .data import DataNotFoundError, load_dataset
 from .evaluate import few_step_accuracy
 from .experiment import build_arm
 from .meta import MetaLossDivergedError
-from .viz import curriculum_images, plot_curves, save_image_grid
+from .viz import class_images, curriculum_images, plot_curves, save_image_grid
 
 __all__ = ["main", "build_parser"]
 
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="meta-train a GTN and compare it with tuned real data",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--quick", action="store_true",
-                   help="CPU-sized run (minutes): smaller generator and learners, T=16; see config.QUICK_CHANGES")
+                   help="CPU-sized run (minutes): smaller generator and learners, fewer inner steps; see "
+                        "config.QUICK_CHANGES (MNIST) and config.CIFAR_QUICK_CHANGES")
     t.add_argument("--data-root", default=None, help="dataset folder (else $GTN_EDU_DATA, else ~/.cache/gtn_edu)")
     t.add_argument("--no-download", action="store_true", help="never try to download the dataset")
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -163,6 +164,8 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
                             n_learners=cfg.eval_learners, seed=cfg.seed)  # its own streams ("eval/...")
     if kind == "gtn":
         save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
+        per_class = min(10, cfg.inner_steps * cfg.inner_batch // cfg.num_classes)
+        save_image_grid(class_images(arm.teacher, arm.curriculum, per_class), out / "samples.png", nrow=per_class)
     return {"test_accuracy_mean": res.mean, "test_accuracy_std": res.std, "test_accuracies": res.accuracies,
             "outer_iterations": arm.trainer.iteration, "meta_train_seconds": sum(r["seconds"] for r in hist),
             "torch_threads": torch.get_num_threads(),

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["Split", "Dataset", "load_dataset", "data_root", "DataNotFoundError", "DATASETS", "ENV_VAR"]
+__all__ = ["Split", "Dataset", "load_dataset", "data_root", "DataNotFoundError", "DATASETS", "CLASS_NAMES", "ENV_VAR"]
 
 ENV_VAR = "GTN_EDU_DATA"
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -31,6 +31,13 @@ _FILES = {
                                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
     "cifar10": ("cifar-10-batches-py", ["data_batch_1", "...", "data_batch_5", "test_batch", "batches.meta"]),
 }
+CLASS_NAMES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion-mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                      "ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+"""The name of each class label, in label order."""
 _VAL_SIZE = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 5_000}
 _FULL_TRAIN = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
 
@@ -89,6 +96,11 @@ class Dataset:
     def num_classes(self) -> int:
         """Number of classes."""
         return int(self.train.y.max()) + 1
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, in label order (`classes[y]` names label y)."""
+        return CLASS_NAMES[self.name]
 
     def to(self, device: torch.device | str) -> Dataset:
         """All splits on another device."""

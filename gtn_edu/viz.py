@@ -1,4 +1,4 @@
-"""Figures: the curriculum's images as a grid, and learning curves.
+"""Figures: the teacher's images as grids (per inner step, or per class), and learning curves.
 
 Image grids need only torchvision; curves need matplotlib (`pip install "gtn-edu[plot]"`).
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["curriculum_images", "save_image_grid", "plot_curves"]
+__all__ = ["curriculum_images", "class_images", "save_image_grid", "plot_curves"]
 
 
 @torch.no_grad()
@@ -22,7 +22,34 @@ def curriculum_images(teacher, curriculum, per_step: int = 10) -> Tensor:
     """
     batches = teacher.batches(curriculum)
     rows = [batches.batch(t, batches.tensors)[0][:per_step] for t in range(batches.steps)]
-    x = torch.cat(rows)
+    return _to_unit(torch.cat(rows))
+
+
+@torch.no_grad()
+def class_images(teacher, curriculum, per_class: int = 10) -> Tensor:
+    """`per_class` images of every class, class 0 first: (K * per_class, C, H, W), in [0, 1].
+
+    Saved with `nrow=per_class`, row k of the grid shows what the teacher makes of class k
+    (Figure 3b: a GTN "cat"), taken in curriculum order (earliest inner steps first).
+    Raises ValueError when the curriculum holds fewer than `per_class` images of a class.
+    """
+    batches = teacher.batches(curriculum)
+    xs, ys = zip(*(batches.batch(t, batches.tensors) for t in range(batches.steps)))
+    x, y = torch.cat(xs), torch.cat(ys)
+    if y.dim() > 1:  # learned soft targets: the class is the most likely one
+        y = y.argmax(1)
+    rows = []
+    for k in range(curriculum.num_classes):
+        idx = (y == k).nonzero().flatten()[:per_class]
+        if len(idx) < per_class:
+            raise ValueError(f"the curriculum holds {len(idx)} images of class {k}, fewer than per_class={per_class}; "
+                             "ask for fewer")
+        rows.append(x[idx])
+    return _to_unit(torch.cat(rows))
+
+
+def _to_unit(x: Tensor) -> Tensor:
+    """Each image stretched to [0, 1] on its own (colours keep their balance within an image)."""
     lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
     return (x - lo) / (hi - lo).clamp_min(1e-8)
 

@@ -114,3 +114,35 @@ def test_reproduce_mnist_time_limit_keeps_partial_results(tmp_path, data_root):
     assert res["stages"] == {"main": "skipped: time limit", "curricula": "not requested",
                              "more_data": "not requested", "weight_norm": "skipped: time limit"}
     assert (tmp_path / "repro_smoke.md.txt").exists()
+
+
+def test_reproduce_cifar10_smoke(tmp_path, data_root):
+    if not (data_root / "cifar-10-batches-py-partial").is_dir() and not (data_root / "cifar-10-batches-py").is_dir():
+        msg = "no CIFAR-10 beside MNIST (CI lays ../shared/data with a partial copy)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    run = tmp_path / "run"
+    _run("reproduce_cifar10.py", "--smoke", "--device", "cpu", "--data-root", str(data_root), "--out",
+         str(tmp_path), "--run-dir", str(run))
+    res = json.loads((tmp_path / "repro_cifar10_smoke.json").read_text())
+    assert set(res["arms"]) == {"gtn", "real"}
+    for arm in res["arms"].values():
+        for split in ("train", "test"):
+            curve = arm["curves"][split]
+            assert len(curve["mean"]) == len(curve["std"]) == 3  # one point per inner step
+            assert all(0 <= m <= 1 for m in curve["mean"]) and len(curve["final"]) == 2
+        assert len(arm["meta_loss"]) == 2
+    # the evaluation's last point is the accuracy the training command reported (same learners)
+    for kind in ("gtn", "real"):
+        assert res["arms"][kind]["curves"]["test"]["mean"][-1] == pytest.approx(
+            res["train_summary"][kind]["test_accuracy_mean"], abs=1e-6)
+    assert res["fig3b_steps"] == [1, 2, 3] and set(res["gtn_ahead_at"]) == {"train", "test"}
+    for fig in ("fig3a", "fig3b", "metaloss"):
+        assert (tmp_path / f"repro_cifar10_smoke_{fig}.png").stat().st_size > 0
+    assert "| GTN | 200 train |" in (tmp_path / "repro_cifar10_smoke.md.txt").read_text()
+    # --resume continues from the checkpoints: nothing left to train, the same numbers again
+    _run("reproduce_cifar10.py", "--smoke", "--device", "cpu", "--data-root", str(data_root), "--out",
+         str(tmp_path), "--run-dir", str(run), "--resume")
+    again = json.loads((tmp_path / "repro_cifar10_smoke.json").read_text())
+    assert again["arms"]["gtn"]["curves"] == res["arms"]["gtn"]["curves"]

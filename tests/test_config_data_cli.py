@@ -24,6 +24,17 @@ def test_quick_is_small():
     assert q.inner_steps <= 16 and q.inner_batch >= 64
 
 
+def test_cifar_quick_shrinks_table_3_with_its_own_changes():
+    from gtn_edu.config import CIFAR_QUICK_CHANGES, QUICK_CHANGES, CIFARConfig
+    q = quick(CIFARConfig())
+    assert {k: getattr(q, k) for k in CIFAR_QUICK_CHANGES} == CIFAR_QUICK_CHANGES
+    assert CIFAR_QUICK_CHANGES != QUICK_CHANGES
+    # what quick mode keeps from Table 3: the dataset, its learners, Adam and augmentation
+    assert (q.dataset, q.arch, q.augment, q.outer_lr, q.adam_betas, q.adam_eps) == (
+        "cifar10", "cifar", True, 0.002, (0.9, 0.9), 1e-5)
+    assert quick(MNISTConfig(dataset="fashion-mnist")).inner_steps == QUICK_CHANGES["inner_steps"]
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("inner_steps", 0, "inner_steps must be a positive integer"),
     ("inner_steps", -3, "inner_steps must be a positive integer"),
@@ -98,6 +109,7 @@ def test_cli_train_smoke(data_root, tmp_path, parallel):
         assert (tmp_path / f"{arm}_checkpoint.pt").exists()
         assert 0 <= summary["arms"][arm]["test_accuracy_mean"] <= 1
     assert (tmp_path / "curriculum.png").stat().st_size > 100
+    assert (tmp_path / "samples.png").stat().st_size > 100
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
 
 
@@ -191,6 +203,13 @@ def test_partial_cifar10_loads_proportionally_and_says_so(data_root, capsys):
     assert per_channel.mean(1).abs().max() < 1e-4 and (per_channel.std(1) - 1).abs().max() < 1e-3
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if "PARTIAL" in line]) == 1 and "4000 train" in err
+
+
+def test_datasets_name_their_classes(data_root, mnist):
+    from gtn_edu.data import CLASS_NAMES, DATASETS
+    assert set(CLASS_NAMES) == set(DATASETS) and all(len(v) == 10 for v in CLASS_NAMES.values())
+    assert mnist.classes[7] == "7"
+    assert CLASS_NAMES["cifar10"][3] == "cat" and CLASS_NAMES["fashion-mnist"][9] == "ankle boot"
 
 
 def test_corrupt_partial_cifar10_names_the_files(tmp_path):

@@ -42,10 +42,15 @@ def run_script(path: Path, cwd: Path, timeout: float = 900) -> subprocess.Comple
                           timeout=timeout)
 
 
-def _needs_mnist() -> None:
+NEEDS = {"02_cifar10.py": ("CIFAR-10", ("cifar-10-batches-py", "cifar-10-batches-py-partial"))}
+"""What each script reads, besides MNIST: a dataset name and the folders that hold it."""
+
+
+def _needs_data(script: str) -> None:
     root = _data_root()
-    if root is None or not (Path(root) / "MNIST" / "raw").is_dir():
-        msg = "MNIST not found: set GTN_EDU_DATA to a folder holding MNIST/raw (CI does)"
+    name, folders = NEEDS.get(script, ("MNIST", ("MNIST/raw",)))
+    if root is None or not any((Path(root) / f).is_dir() for f in folders):
+        msg = f"{name} not found: set GTN_EDU_DATA to a folder holding {' or '.join(folders)} (CI does)"
         if os.environ.get("CI"):
             pytest.fail(msg)  # CI always has the data: a missing copy is a broken setup, not a skip
         pytest.skip(msg)
@@ -57,7 +62,7 @@ def test_there_are_tutorials():
 
 @pytest.mark.parametrize("path", TUTORIALS + DOC_SCRIPTS, ids=lambda p: p.name)
 def test_tutorial_runs_at_tiny_size(path: Path, tmp_path: Path):
-    _needs_mnist()
+    _needs_data(path.name)
     proc = run_script(path, tmp_path)
     assert proc.returncode == 0, (f"{path.name} failed (exit {proc.returncode}).\n--- stdout (end) ---\n"
                                   f"{proc.stdout[-3000:]}\n--- stderr (end) ---\n{proc.stderr[-3000:]}")
