@@ -1,0 +1,32 @@
+"""Neural architecture search with GTN: the cell search space of section 3.3 and appendix C.
+
+* `OPERATIONS`, `register_operation`, `PAPER_OPERATIONS`: the operations a node may apply;
+* `Genotype`: a normal and a reduction cell of B nodes, sampled uniformly, JSON round-trip;
+* `CellNetwork`: a genotype's cells stacked by NAO's blueprint into a `Learner`;
+* `CellSpace`: the space as an `ArchSpace` (`sample_spec` / `build`);
+* `NASConfig`: the space's settings, with the paper's values as defaults;
+* `NASEvaluator`: scores a list of genotypes with one `Evaluation`, cached on disk and resumable;
+* evaluations: `GTNEvaluation` (T steps on a teacher's data), `RealDataEvaluation`,
+  `EpochsEvaluation` (k epochs of real data), and the zero-cost proxies `SynFlowEvaluation`
+  and `NASWOTEvaluation`; subclass `Evaluation` for another;
+* rank statistics (`gtn_edu.nas.stats`): Spearman over all architectures and over the
+  proxy's top half, bootstrap intervals, the ground truth's seed-to-seed ceiling.
+"""
+
+from .config import FINAL_CHANGES, NASConfig
+from .evaluations import EpochsEvaluation, Evaluation, GTNEvaluation, RealDataEvaluation, fingerprint
+from .evaluator import NASEvaluator, Result, canonical
+from .genotype import Genotype, Node
+from .network import Cell, CellNetwork
+from .ops import OPERATIONS, PAPER_OPERATIONS, ConvBN, FactorizedReduce, Pool, register_operation
+from .proxies import NASWOTEvaluation, SynFlowEvaluation
+from .space import CellSpace, check_cell_space
+from .stats import RankCorrelation, bootstrap_ci, rank_correlations, seed_to_seed, spearman, top_half
+
+__all__ = [
+    "OPERATIONS", "PAPER_OPERATIONS", "register_operation", "ConvBN", "FactorizedReduce", "Pool", "Genotype",
+    "Node", "Cell", "CellNetwork", "CellSpace", "check_cell_space", "NASConfig", "FINAL_CHANGES",
+    "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "SynFlowEvaluation",
+    "NASWOTEvaluation", "fingerprint", "NASEvaluator", "Result", "canonical",
+    "RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed",
+]

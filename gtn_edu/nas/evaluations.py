@@ -1,0 +1,230 @@
+r"""How a NAS candidate is scored: the `Evaluation` base class and the training-based evaluations.
+
+An evaluation turns a freshly initialised learner into one number, higher is better. The
+paper (section 3.4, Figure 3c) compares three ways of paying for that number:
+
+* `GTNEvaluation`: T steps (128 for CIFAR-10) on a trained teacher's synthetic data,
+  then accuracy on held-out real data (*GTN evaluation*);
+* `RealDataEvaluation`: the same T steps on real batches, with a tuned lr and momentum;
+* `EpochsEvaluation`: ordinary training for k epochs of real data (3 epochs: the paper's
+  cheaper control; 100 epochs: the *search evaluation*, the ground truth).
+
+The zero-cost proxies, which train nothing, live in `proxies.py`. Write another
+evaluation by subclassing `Evaluation` and implementing `score(learner, rng)`; give it a
+`name`, and put everything its score depends on in `settings()`: `NASEvaluator` caches
+scores under a hash of both, so changing a setting (or retraining the teacher) never
+returns a stale score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import Tensor, nn
+
+from ..curriculum import Curriculum
+from ..data import Dataset, Split
+from ..learner import Learner
+from ..nn import LearnerBatchNorm
+from ..teacher import BaseTeacher, TensorBatches
+from ..unrolled import Batches, UnrolledSGD
+
+__all__ = ["Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "fingerprint"]
+
+
+def fingerprint(*items: nn.Module | Tensor | Split) -> str:
+    """A short SHA-256 (16 hex digits) of modules' state dicts, tensors and splits, bytes and all."""
+    h = hashlib.sha256()
+    for item in items:
+        if isinstance(item, Split):
+            named = {"x": item.x, "y": item.y}
+        elif isinstance(item, Tensor):
+            named = {"": item}
+        else:
+            named = item.state_dict()
+        h.update(type(item).__name__.encode())
+        for key, t in sorted(named.items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.flatten().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class Evaluation:
+    """Scores one freshly built learner; subclass and implement `score` (and `settings`).
+
+    Attributes:
+        name: names the evaluation in cache files and tables ("gtn", "real", ...).
+    """
+
+    name: str = "evaluation"
+
+    def score(self, learner: Learner, rng: torch.Generator) -> float:
+        """The learner's score, higher is better.
+
+        Args:
+            learner: freshly built on the CPU, initialised from the evaluator's stream for
+                its genotype; move it to the device the evaluation works on.
+            rng: a CPU stream for anything random in the evaluation (batches, shuffles),
+                also derived from the genotype, so a score does not depend on list order.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement score(learner, rng) -> float")
+
+    def settings(self) -> dict:
+        """Everything the score depends on, JSON-able: part of the cache key."""
+        return {}
+
+
+def _train_and_score(sgd: UnrolledSGD, learner: Learner, batches: Batches, val: Split) -> float:
+    """T graph-free steps of `sgd` on `batches`, then accuracy on `val` (the paper's few-step score)."""
+    learner = learner.to(val.x.device)
+    state = sgd.unroll(learner, batches, differentiable=False)
+    return learner.accuracy(state, val.x, val.y)
+
+
+class GTNEvaluation(Evaluation):
+    """T steps on a teacher's curriculum, then accuracy on real held-out data (*GTN evaluation*).
+
+    Args:
+        teacher: the trained teacher (any `BaseTeacher`).
+        curriculum: its curriculum (T, B, the learned codes).
+        sgd: its meta-learned inner optimiser.
+        val: the held-out split to score on (same device as the teacher).
+    """
+
+    name = "gtn"
+
+    def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, val: Split) -> None:
+        self.teacher, self.curriculum, self.sgd, self.val = teacher, curriculum, sgd, val
+
+    @classmethod
+    def from_arm(cls, arm, val: Split) -> GTNEvaluation:
+        """The evaluation of an `Arm`'s (trained) teacher, curriculum and optimiser."""
+        return cls(arm.teacher, arm.curriculum, arm.sgd, val)
+
+    @classmethod
+    def from_checkpoint(cls, path, cfg, data: Dataset, *, split: str = "val",
+                        device: torch.device | str = "cpu") -> GTNEvaluation:
+        """The teacher saved by `MetaTrainer.save` at `path`, scored on `data`'s `split`.
+
+        Args:
+            path: the checkpoint.
+            cfg: its `GTNConfig`, or None to read the one stored in the checkpoint.
+            data: the dataset the teacher was trained on.
+            split: "val" (for searching) or "test".
+            device: where to train and score.
+        """
+        from ..config import GTNConfig
+        from ..experiment import build_arm
+
+        if cfg is None:
+            cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
+        arm = build_arm("gtn", cfg, data, device=device, progress=False)
+        arm.trainer.load(path)
+        return cls.from_arm(arm, getattr(data, split).to(device))
+
+    def score(self, learner: Learner, rng: torch.Generator) -> float:
+        """Accuracy on `val` after T steps on the teacher's batches (no meta-graph)."""
+        device = self.curriculum.labels.device
+        if device.type != "cpu":  # curriculum shuffles draw on the curriculum's device: a stream there
+            rng = torch.Generator(device).manual_seed(int(torch.randint(2**62, (1,), generator=rng)))
+        return _train_and_score(self.sgd, learner, self.teacher.batches(self.curriculum, rng), self.val)
+
+    def settings(self) -> dict:
+        """T, B and fingerprints of the teacher + curriculum + optimiser and of `val`."""
+        c = self.curriculum
+        return {"steps": c.steps, "batch_size": c.batch_size, "variant": c.variant,
+                "teacher": fingerprint(self.teacher, c, self.sgd), "val": fingerprint(self.val)}
+
+
+class RealDataEvaluation(Evaluation):
+    """T steps on random real batches, then accuracy on `val` (the paper's real-data control).
+
+    Args:
+        train: the real training split (batches drawn with replacement from `rng`).
+        val: the held-out split to score on (same device).
+        steps: T.
+        batch_size: B.
+        sgd: the inner optimiser; use a tuned one, e.g. a "real" arm's meta-learned lr and momentum.
+    """
+
+    name = "real"
+
+    def __init__(self, train: Split, val: Split, steps: int, batch_size: int, sgd: UnrolledSGD) -> None:
+        if steps < 1 or batch_size < 2:
+            raise ValueError(f"need steps >= 1 and batch_size >= 2 (BatchNorm), got {steps}, {batch_size}")
+        self.train, self.val, self.steps, self.batch_size, self.sgd = train, val, steps, batch_size, sgd
+
+    @classmethod
+    def from_arm(cls, arm, train: Split, val: Split) -> RealDataEvaluation:
+        """T, B and the tuned lr and momentum of a (trained) real-data `Arm`."""
+        return cls(train, val, arm.curriculum.steps, arm.curriculum.batch_size, arm.sgd)
+
+    def score(self, learner: Learner, rng: torch.Generator) -> float:
+        """Accuracy on `val` after T steps on real batches."""
+        x, y = self.train.x, self.train.y
+        idx = torch.randint(len(y), (self.steps, self.batch_size), generator=rng).to(x.device)  # (T, B)
+        batches = TensorBatches(self.steps, (), lambda t, _: x[idx[t]], y[idx])
+        return _train_and_score(self.sgd, learner, batches, self.val)
+
+    def settings(self) -> dict:
+        """T, B, the lr and momentum values, and fingerprints of the two splits."""
+        return {"steps": self.steps, "batch_size": self.batch_size, "lr": self.sgd.lr.tolist(),
+                "momentum": self.sgd.momentum.tolist(), "train": fingerprint(self.train),
+                "val": fingerprint(self.val)}
+
+
+class EpochsEvaluation(Evaluation):
+    """Ordinary training for k epochs of real data: `torch.optim.SGD` on `learner.loss_fn`.
+
+    Each epoch visits `train` in a new order drawn from `rng`, in batches of `batch_size`;
+    a last batch smaller than that is dropped (as `drop_last`). BatchNorm follows the
+    library's convention ("momentum 0"): the trained learner is scored with the statistics
+    of the last batch it trained on, which is why a ragged last batch is not used.
+
+    Args:
+        train: the training split.
+        val: the held-out split to score on (same device).
+        epochs: k.
+        batch_size: examples per step.
+        lr: SGD's learning rate.
+        momentum: SGD's momentum.
+        weight_decay: SGD's L2 penalty.
+    """
+
+    name = "epochs"
+
+    def __init__(self, train: Split, val: Split, epochs: int, batch_size: int = 128, lr: float = 0.05,
+                 momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        if epochs < 1 or batch_size < 2:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 2 (BatchNorm), got {epochs}, {batch_size}")
+        self.train, self.val, self.epochs, self.batch_size = train, val, epochs, batch_size
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+
+    def score(self, learner: Learner, rng: torch.Generator) -> float:
+        """Accuracy on `val` after k epochs of minibatch SGD."""
+        x, y = self.train.x, self.train.y
+        learner = learner.to(x.device).train()
+        opt = torch.optim.SGD(learner.parameters(), lr=self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
+        size = min(self.batch_size, len(y))
+        for _ in range(self.epochs):
+            order = torch.randperm(len(y), generator=rng).to(x.device)
+            for idx in order[:len(y) - len(y) % size].split(size):  # drop the ragged last batch
+                loss = learner.loss_fn(learner(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():  # the last batch's statistics become the BN buffers (see above)
+            for m in learner.modules():
+                if isinstance(m, LearnerBatchNorm) and m.last_stats is not None:
+                    m.running_mean.copy_(m.last_stats[0])
+                    m.running_var.copy_(m.last_stats[1])
+                    m.last_stats = None
+        return learner.accuracy(learner.init_state(), self.val.x, self.val.y)
+
+    def settings(self) -> dict:
+        """k, batch size, lr, momentum, weight decay and fingerprints of the two splits."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "train": fingerprint(self.train), "val": fingerprint(self.val)}

@@ -1,0 +1,121 @@
+r"""Rank statistics: how well a cheap evaluation orders architectures like the expensive one.
+
+A NAS proxy (GTN evaluation, a few steps of real data, a zero-cost score) is useful when it
+*ranks* architectures as their real, asymptotic accuracy does; its absolute value does
+not matter. The paper reports Spearman's rank correlation (Figure 3c): 0.3606 over all
+sampled cells and 0.5582 over the top half as ranked by the GTN, because a search only
+keeps architectures the proxy rates highly.
+
+* `spearman(proxy, truth)`: Spearman's $\rho$ (scipy.stats, average ranks for ties);
+* `top_half(proxy, truth)`: the same over the half of the architectures the proxy scores
+  highest;
+* `rank_correlations(...)`: both, each with a percentile bootstrap confidence interval
+  (architectures resampled with replacement);
+* `seed_to_seed(runs)`: the ground truth's own rank correlation between seeds, the
+  ceiling no proxy can beat on average (a proxy is compared with one noisy measurement).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed"]
+
+
+@dataclass(frozen=True)
+class RankCorrelation:
+    """A rank correlation with its bootstrap confidence interval.
+
+    Attributes:
+        rho: Spearman's rank correlation on the given architectures.
+        low: lower end of the confidence interval.
+        high: upper end of the confidence interval.
+        n: number of architectures it was computed on.
+        level: confidence level of [low, high].
+    """
+
+    rho: float
+    low: float
+    high: float
+    n: int
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.rho:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
+
+
+def _pair(proxy: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    p, t = np.asarray(proxy, dtype=float), np.asarray(truth, dtype=float)
+    if p.shape != t.shape or p.ndim != 1:
+        raise ValueError(f"proxy and truth must be 1-D and of the same length, got shapes {p.shape} and {t.shape}")
+    if len(p) < 3:
+        raise ValueError(f"a rank correlation needs at least 3 architectures, got {len(p)}")
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        raise ValueError("proxy and truth must be finite; drop the architectures whose evaluation failed")
+    return p, t
+
+
+def spearman(proxy: Sequence[float], truth: Sequence[float]) -> float:
+    """Spearman's rank correlation of two scores of the same architectures (nan if one is constant)."""
+    p, t = _pair(proxy, truth)
+    if np.ptp(p) == 0 or np.ptp(t) == 0:
+        return math.nan
+    return float(stats.spearmanr(p, t).statistic)
+
+
+def top_half(proxy: Sequence[float], truth: Sequence[float]) -> float:
+    """Spearman's rank correlation over the architectures in the top half by `proxy` (ceil(n/2) of them).
+
+    Ties at the cut are broken by order of appearance (a stable sort).
+    """
+    p, t = _pair(proxy, truth)
+    keep = np.argsort(-p, kind="stable")[: math.ceil(len(p) / 2)]
+    return spearman(p[keep], t[keep]) if len(keep) >= 3 else math.nan
+
+
+def bootstrap_ci(proxy: Sequence[float], truth: Sequence[float], statistic: Callable = spearman, *,
+                 n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> RankCorrelation:
+    """`statistic(proxy, truth)` with a percentile bootstrap interval over resampled architectures.
+
+    Resamples whose statistic is undefined (a constant resample) are dropped.
+    """
+    p, t = _pair(proxy, truth)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(p), len(p))
+        if np.ptp(p[idx]) > 0 and np.ptp(t[idx]) > 0:
+            v = statistic(p[idx], t[idx])
+            if not math.isnan(v):
+                values.append(v)
+    rho = statistic(p, t)
+    if not values:
+        return RankCorrelation(rho, math.nan, math.nan, len(p), level)
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return RankCorrelation(rho, float(low), float(high), len(p), level)
+
+
+def rank_correlations(proxy: Sequence[float], truth: Sequence[float], *, n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, RankCorrelation]:
+    """`{"all": ..., "top_half": ...}`: Spearman over all architectures and over the proxy's top half."""
+    return {"all": bootstrap_ci(proxy, truth, spearman, n_boot=n_boot, level=level, seed=seed),
+            "top_half": bootstrap_ci(proxy, truth, top_half, n_boot=n_boot, level=level, seed=seed)}
+
+
+def seed_to_seed(runs: Sequence[Sequence[float]]) -> float:
+    """Mean Spearman correlation between every pair of ground-truth runs (seeds) of the same architectures.
+
+    Args:
+        runs: one score list per seed, the architectures in the same order in each.
+    """
+    if len(runs) < 2:
+        raise ValueError(f"seed_to_seed needs the scores of at least 2 seeds, got {len(runs)}")
+    return float(np.mean([spearman(a, b) for a, b in itertools.combinations(runs, 2)]))

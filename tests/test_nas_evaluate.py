@@ -1,0 +1,231 @@
+"""NAS evaluations (gtn_edu.nas.evaluations, proxies) and the caching, resumable NASEvaluator."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from gtn_edu import Curriculum, Dataset, Split, Teacher, UnrolledSGD
+from gtn_edu.nas import (
+    CellSpace,
+    EpochsEvaluation,
+    Evaluation,
+    GTNEvaluation,
+    NASEvaluator,
+    NASWOTEvaluation,
+    RealDataEvaluation,
+    SynFlowEvaluation,
+    canonical,
+)
+
+SHAPE = (3, 8, 8)
+
+
+def _rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return CellSpace(SHAPE, 10, cells_per_stage=1, filters=4, num_nodes=2)
+
+
+@pytest.fixture(scope="module")
+def specs(space):
+    rng = _rng(0)
+    return [space.sample_spec(rng) for _ in range(5)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = _rng(1)
+    x, y = torch.randn(64, *SHAPE, generator=rng), torch.randint(10, (64,), generator=rng)
+    return Split(x[:48], y[:48]), Split(x[48:], y[48:])
+
+
+def _gtn(val, seed=2):
+    torch.manual_seed(seed)
+    teacher = Teacher(SHAPE, 10, latent_dim=4, hidden=8, channels=4, conv_channels=4)
+    return GTNEvaluation(teacher, Curriculum.full(2, 10, 10, latent_dim=4), UnrolledSGD(0.1, 0.5), val)
+
+
+def _evaluations(data):
+    train, val = data
+    return {"gtn": _gtn(val), "real": RealDataEvaluation(train, val, 2, 10, UnrolledSGD(0.1, 0.5)),
+            "epochs": EpochsEvaluation(train, val, 1, 16), "synflow": SynFlowEvaluation(),
+            "naswot": NASWOTEvaluation(train.x[:16])}
+
+
+class Probe(Evaluation):
+    """A cheap score that depends on the initialisation and on the data stream; counts its calls."""
+
+    name = "probe"
+
+    def __init__(self, steps=1, fail_at=None):
+        self.steps, self.fail_at, self.calls = steps, fail_at, 0
+
+    def score(self, learner, rng):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt("killed")
+        with torch.no_grad():
+            return float(sum(p.sum() for p in learner.parameters()) + torch.rand(1, generator=rng))
+
+    def settings(self):
+        return {"steps": self.steps}
+
+
+def _run(space, evaluation, specs, cache_dir=None, seed=0):
+    return NASEvaluator(space, evaluation, cache_dir, seed=seed, progress=False).evaluate(specs)
+
+
+# ---- every evaluation ----
+@pytest.mark.parametrize("name", ["gtn", "real", "epochs", "synflow", "naswot"])
+def test_each_evaluation_gives_a_finite_float(space, specs, data, name):
+    results = _run(space, _evaluations(data)[name], specs[:2])
+    assert [r.genotype for r in results] == [json.loads(canonical(s)) for s in specs[:2]]
+    for r in results:
+        assert isinstance(r.score, float) and math.isfinite(r.score)
+        assert r.seconds > 0 and not r.cached
+    if name in ("gtn", "real", "epochs"):
+        assert all(0 <= r.score <= 1 for r in results)  # accuracies
+
+
+def test_same_seed_same_score_whatever_the_order(space, specs, data):
+    for evaluation in (Probe(), _evaluations(data)["real"]):
+        forward = [r.score for r in _run(space, evaluation, specs[:3])]
+        backward = [r.score for r in _run(space, evaluation, specs[2::-1])]
+        assert forward == backward[::-1]
+        assert forward[1:2] == [r.score for r in _run(space, evaluation, specs[1:2])]  # alone
+    other_seed = [r.score for r in _run(space, Probe(), specs[:3], seed=1)]
+    assert other_seed != [r.score for r in _run(space, Probe(), specs[:3])]
+
+
+# ---- the cache ----
+def test_second_evaluator_reads_everything_from_the_cache(space, specs, tmp_path):
+    first = _run(space, Probe(), specs, tmp_path)
+    probe = Probe()
+    second = _run(space, probe, specs, tmp_path)
+    assert probe.calls == 0 and all(r.cached for r in second)
+    assert [(r.score, r.seconds) for r in second] == [(r.score, r.seconds) for r in first]
+    assert len(list(tmp_path.glob("*.jsonl"))) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_interrupted_run_resumes_with_the_rest(space, specs, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(space, Probe(fail_at=3), specs, tmp_path)
+    (path,) = tmp_path.glob("*.jsonl")
+    assert len(path.read_text().splitlines()) == 2  # flushed after each architecture
+    probe = Probe()
+    resumed = _run(space, probe, specs, tmp_path)
+    assert probe.calls == 3 and [r.cached for r in resumed] == [True, True, False, False, False]
+    assert [r.score for r in resumed] == [r.score for r in _run(space, Probe(), specs)]
+
+
+def test_changed_setting_misses_the_cache(space, specs, data, tmp_path):
+    _run(space, Probe(steps=1), specs[:2], tmp_path)
+    probe = Probe(steps=2)
+    assert not any(r.cached for r in _run(space, probe, specs[:2], tmp_path)) and probe.calls == 2
+    train, val = data
+    keys = {NASEvaluator(space, RealDataEvaluation(train, val, steps, 10, UnrolledSGD(0.1, 0.5)), tmp_path).key
+            for steps in (2, 3)}
+    other_space = CellSpace(SHAPE, 10, cells_per_stage=1, filters=8, num_nodes=2)
+    keys.add(NASEvaluator(other_space, Probe(), tmp_path).key)
+    assert len(keys | {NASEvaluator(space, Probe(), tmp_path).key}) == 4
+
+
+def test_truncated_last_line_is_skipped_with_a_warning(space, specs, tmp_path):
+    _run(space, Probe(), specs[:3], tmp_path)
+    (path,) = tmp_path.glob("*.jsonl")
+    path.write_text(path.read_text()[:-15])  # killed in the middle of the third line
+    probe = Probe()
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        resumed = _run(space, probe, specs[:4], tmp_path)
+    assert probe.calls == 2 and [r.cached for r in resumed] == [True, True, False, False]
+    assert [json.loads(line)["genotype"] for line in path.read_text().splitlines()] == [r.genotype for r in resumed]
+
+
+# ---- GTN evaluation ----
+def test_teacher_fingerprint_follows_the_weights(space, data, tmp_path):
+    evaluation = _gtn(data[1])
+    before = evaluation.settings()["teacher"]
+    assert _gtn(data[1]).settings()["teacher"] == before  # the same weights, another object
+    key = NASEvaluator(space, evaluation, tmp_path).key
+    with torch.no_grad():
+        evaluation.teacher.fc1.g.add_(1e-3)
+    assert evaluation.settings()["teacher"] != before
+    assert NASEvaluator(space, evaluation, tmp_path).key != key
+
+
+def test_from_checkpoint_restores_the_saved_teacher(tmp_path):
+    from gtn_edu.config import GTNConfig
+    from gtn_edu.experiment import build_arm
+
+    rng = _rng(3)
+    split = lambda n: Split(torch.randn(n, *SHAPE, generator=rng), torch.arange(n) % 10)  # noqa: E731
+    data = Dataset("cifar10", split(40), split(20), split(20), torch.zeros(3), torch.ones(3))
+    cfg = GTNConfig(dataset="cifar10", inner_steps=2, inner_batch=10, outer_batch=10, latent_dim=4,
+                    teacher_hidden=8, teacher_channels=4, teacher_conv_channels=4, arch="mlp", arch_scale=0.1)
+    arm = build_arm("gtn", cfg, data, progress=False)
+    with torch.no_grad():
+        arm.teacher.fc1.g.mul_(2)  # "trained"
+    arm.trainer.save(tmp_path / "gtn.pt")
+    loaded = GTNEvaluation.from_checkpoint(tmp_path / "gtn.pt", None, data)
+    assert loaded.settings() == GTNEvaluation.from_arm(arm, data.val).settings()
+    assert loaded.settings() != GTNEvaluation.from_arm(build_arm("gtn", cfg, data, progress=False),
+                                                       data.val).settings()
+
+
+# ---- zero-cost proxies ----
+def test_synflow_separates_genotypes_and_ignores_weight_signs(space, specs):
+    synflow = SynFlowEvaluation()
+    scores = [synflow.score(space.build(s, _rng(5)), None) for s in specs]
+    assert len(set(scores)) == len(scores) and all(math.isfinite(s) and s > 0 for s in scores)
+    learner = space.build(specs[0], _rng(5))
+    weights = [p.clone() for p in learner.parameters()]
+    assert synflow.score(learner, _rng(1)) == scores[0]  # untouched learner, no randomness
+    assert all(torch.equal(p, w) for p, w in zip(learner.parameters(), weights))
+    with torch.no_grad():
+        for p in learner.parameters():
+            p.neg_()
+    assert synflow.score(learner, None) == pytest.approx(scores[0], rel=1e-12)  # |theta| only
+
+
+class CountLeakyReLU(TorchFunctionMode):
+    """Counts the units of every F.leaky_relu call: the activation sites NASWOT must hook."""
+
+    units = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.leaky_relu:
+            self.units += args[0][0].numel()
+        return func(*args, **(kwargs or {}))
+
+
+def test_naswot_kernel_counts_every_activation_unit(space, specs, data):
+    images = data[0].x[:16]
+    naswot = NASWOTEvaluation(images)
+    for spec in specs[:3]:
+        learner = space.build(spec, _rng(7))
+        K, units = naswot.kernel(learner)
+        with CountLeakyReLU() as counter, torch.no_grad():
+            learner(images)
+        assert units == counter.units > 0
+        assert torch.equal(K, K.T) and torch.equal(K.diagonal(), torch.full((16,), float(units), dtype=K.dtype))
+        assert (K >= 0).all() and (K <= units).all()
+        assert math.isfinite(naswot.score(learner, None))
+
+
+# ---- k epochs of real data ----
+def test_epochs_evaluation_learns_a_separable_problem(space, specs):
+    rng = _rng(8)
+    y = torch.randint(2, (320,), generator=rng)
+    x = 0.5 * torch.randn(320, *SHAPE, generator=rng)
+    x[:, 0] += (2 * y - 1).view(-1, 1, 1).float()  # class = sign of the first channel's mean
+    train, val = Split(x[:256], y[:256]), Split(x[256:], y[256:])
+    (result,) = _run(space, EpochsEvaluation(train, val, epochs=3, batch_size=32, lr=0.05), specs[:1])
+    (untrained,) = _run(space, EpochsEvaluation(train, val, epochs=1, batch_size=32, lr=1e-7), specs[:1])
+    assert result.score >= 0.9 > untrained.score + 0.2
