@@ -9,6 +9,8 @@
 * evaluations: `GTNEvaluation` (T steps on a teacher's data), `RealDataEvaluation`,
   `EpochsEvaluation` (k epochs of real data), and the zero-cost proxies `SynFlowEvaluation`
   and `NASWOTEvaluation`; subclass `Evaluation` for another;
+* random search (`random_search`, `compare_searches`): the paper's search, and proxies
+  compared by the ground truth of the architectures they pick;
 * rank statistics (`gtn_edu.nas.stats`): Spearman over all architectures and over the
   proxy's top half, bootstrap intervals, the ground truth's seed-to-seed ceiling.
 """
@@ -20,6 +22,7 @@ from .genotype import Genotype, Node
 from .network import Cell, CellNetwork
 from .ops import OPERATIONS, PAPER_OPERATIONS, ConvBN, FactorizedReduce, Pool, register_operation
 from .proxies import NASWOTEvaluation, SynFlowEvaluation
+from .search import SearchResult, compare_searches, random_search, sample_specs, truth_table
 from .space import CellSpace, check_cell_space
 from .stats import RankCorrelation, bootstrap_ci, rank_correlations, seed_to_seed, spearman, top_half
 
@@ -28,5 +31,6 @@ __all__ = [
     "Node", "Cell", "CellNetwork", "CellSpace", "check_cell_space", "NASConfig", "FINAL_CHANGES",
     "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "SynFlowEvaluation",
     "NASWOTEvaluation", "fingerprint", "NASEvaluator", "Result", "canonical",
+    "SearchResult", "sample_specs", "random_search", "compare_searches", "truth_table",
     "RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed",
 ]

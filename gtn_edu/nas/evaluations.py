@@ -19,10 +19,12 @@ returns a stale score.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import torch
 from torch import Tensor, nn
 
+from ..config import GTNConfig
 from ..curriculum import Curriculum
 from ..data import Dataset, Split
 from ..learner import Learner
@@ -104,7 +106,7 @@ class GTNEvaluation(Evaluation):
         return cls(arm.teacher, arm.curriculum, arm.sgd, val)
 
     @classmethod
-    def from_checkpoint(cls, path, cfg, data: Dataset, *, split: str = "val",
+    def from_checkpoint(cls, path: str | os.PathLike, cfg: GTNConfig | None, data: Dataset, *, split: str = "val",
                         device: torch.device | str = "cpu") -> GTNEvaluation:
         """The teacher saved by `MetaTrainer.save` at `path`, scored on `data`'s `split`.
 
@@ -115,7 +117,6 @@ class GTNEvaluation(Evaluation):
             split: "val" (for searching) or "test".
             device: where to train and score.
         """
-        from ..config import GTNConfig
         from ..experiment import build_arm
 
         if cfg is None:
