@@ -118,29 +118,31 @@ def figures(res: dict, out: Path, stem: str) -> list[Path]:
             steps = range(1, len(m) + 1)
             ax.plot(steps, m, marker="o", ms=3, label=LABEL[kind])
             ax.fill_between(steps, m - s, m + s, alpha=0.2)
-        ax.set(xlabel="inner step", ylabel="accuracy (%)",
-               title=f"Figure 3a: {res['splits'][name]} {name} images")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    paths.append(out / f"{stem}_fig3a.png")
-    fig.savefig(paths[-1])
-    plt.close(fig)
+        _finish(ax, xlabel="inner step", ylabel="accuracy (%)",
+                title=f"Figure 3a: {res['splits'][name]} {name} images")
+    paths.append(_save(fig, title, out / f"{stem}_fig3a.png", plt))
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     for kind, r in res["arms"].items():
         ys = torch.tensor(r["meta_loss"], dtype=torch.float64)
         k = min(10, len(ys))
         ax.plot(range(k, len(ys) + 1), ys.unfold(0, k, 1).mean(1), label=LABEL[kind])
-    ax.set(xlabel="outer iteration", ylabel="meta-loss (running mean of 10)", title="meta-training")
+    _finish(ax, xlabel="outer iteration", ylabel="meta-loss (running mean of 10)", title="meta-training")
+    paths.append(_save(fig, title, out / f"{stem}_metaloss.png", plt))
+    return paths
+
+
+def _finish(ax, **labels) -> None:
+    ax.set(**labels)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def _save(fig, title: str, path: Path, plt) -> Path:
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    paths.append(out / f"{stem}_metaloss.png")
-    fig.savefig(paths[-1])
+    fig.savefig(path)
     plt.close(fig)
-    return paths
+    return path
 
 
 def fragment(res: dict, stem: str, pngs: list[Path]) -> str:

@@ -146,3 +146,19 @@ def test_reproduce_cifar10_smoke(tmp_path, data_root):
          str(tmp_path), "--run-dir", str(run), "--resume")
     again = json.loads((tmp_path / "repro_cifar10_smoke.json").read_text())
     assert again["arms"]["gtn"]["curves"] == res["arms"]["gtn"]["curves"]
+
+
+def test_nas_groundtruth_smoke_and_resume(tmp_path, data_root):
+    out, cache = tmp_path / "gt.json", tmp_path / "cache"
+    args = ("--smoke", "--dataset", "fashion-mnist", "--data-root", str(data_root), "--out", str(out),
+            "--cache-dir", str(cache))
+    _run("nas_groundtruth.py", *args)
+    res = json.loads(out.read_text())
+    assert res["complete"] and len(res["architectures"]) == 3 and res["space"]["filters"] == 4
+    for arch in res["architectures"]:
+        assert set(arch["accuracy"]) == {"0", "1"} and all(0 <= a <= 1 for a in arch["accuracy"].values())
+    assert res["seed_to_seed_spearman"] is None or -1 <= res["seed_to_seed_spearman"] <= 1
+    # a second run reads every training from the cache: the same table, no new work
+    proc = _run("nas_groundtruth.py", *args)
+    assert json.loads(out.read_text())["architectures"] == res["architectures"]
+    assert "6 trainings" in proc.stdout

@@ -1,0 +1,118 @@
+"""The ground truth of a fixed sample of NAS cells: real training, two or more seeds (issue 11, item 5).
+
+    python benchmarks/nas_groundtruth.py --dataset cifar10 --data-root ../shared/data       # 2 CPU cores: ~3.5 h
+    python benchmarks/nas_groundtruth.py --dataset fashion-mnist --n 40 --seeds 0 1 2
+    python benchmarks/nas_groundtruth.py --device cuda --filters 32 --cells-per-stage 3 --epochs 20 --n 200
+
+Real training of every sampled architecture is what a NAS proxy tries to predict, and too
+expensive for a tutorial on a CPU. This script computes it once for the first `--n`
+architectures of `sample_specs(space, n, seed=0)` (the same candidates a random search
+with seed 0 draws): each trained `--epochs` epochs of real data (`EpochsEvaluation`) with
+each seed of `--seeds`, scored on the validation split. It writes one small JSON
+(`--out`, default `docs/figures/nas_groundtruth_<dataset>.json`) with the settings, the
+device, the commit and the seconds it took, plus the seeds' own rank correlation, the
+ceiling for any proxy. Every architecture is cached as it finishes (`--cache-dir`), so a
+stopped run (Ctrl-C, `--time-limit`) continues where it stopped when run again; a bigger
+`--n` extends a finished table by evaluating only the new architectures.
+
+Cost at the defaults (CIFAR-10 partial copy, 3600 training images, N=1, F=8, 4 epochs):
+155 s a training on 2 CPU cores (measured at commit a64a790; validation accuracies of
+the first two cells 45% and 47%), so 40 cells x 2 seeds take about 3.5 hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from report import DOCS_FIGURES, REPO, environment, write_json
+
+from gtn_edu.data import Split, load_dataset
+from gtn_edu.nas import CellSpace, EpochsEvaluation, NASEvaluator, sample_specs, seed_to_seed
+
+SMOKE = dict(n=3, seeds=[0, 1], epochs=1, filters=4, cells_per_stage=1, num_nodes=2, train_images=64,
+             val_images=64, batch_size=16)
+
+
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--dataset", default="cifar10", choices=["cifar10", "fashion-mnist", "mnist"])
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=40, help="architectures (the first n of the seed-0 search sample)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds per architecture")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--filters", type=int, default=8, help="F of the blueprint (the paper's search: 32)")
+    ap.add_argument("--cells-per-stage", type=int, default=1, help="N of the blueprint (the paper's search: 3)")
+    ap.add_argument("--num-nodes", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--train-images", type=int, default=None, help="use only this many training images")
+    ap.add_argument("--val-images", type=int, default=None, help="score on only this many validation images")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds (resumable)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run on tiny settings (the tests)")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        for k, v in SMOKE.items():
+            setattr(args, k, v)
+    args.out = args.out or DOCS_FIGURES / f"nas_groundtruth_{args.dataset}{'_smoke' if args.smoke else ''}.json"
+    args.cache_dir = args.cache_dir or REPO / "runs" / f"nas_groundtruth_{args.dataset}"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    data = load_dataset(args.dataset, args.data_root, download=False, device=args.device)
+    train, val = data.train, data.val
+    if args.train_images:
+        train = Split(train.x[:args.train_images], train.y[:args.train_images])
+    if args.val_images:
+        val = Split(val.x[:args.val_images], val.y[:args.val_images])
+    space = CellSpace(data.image_shape, data.num_classes, cells_per_stage=args.cells_per_stage,
+                      filters=args.filters, num_nodes=args.num_nodes)
+    evaluation = EpochsEvaluation(train, val, args.epochs, args.batch_size, args.lr)
+    specs = sample_specs(space, args.n, seed=0)
+    print(f"ground truth of {args.n} cells x seeds {args.seeds}: {args.epochs} epochs of {len(train)} "
+          f"{args.dataset} images, N={args.cells_per_stage}, F={args.filters}, on {args.device}; cache "
+          f"{args.cache_dir}", flush=True)
+    start, per_seed, finished = time.perf_counter(), {}, True
+    for seed in args.seeds:
+        evaluator = NASEvaluator(space, evaluation, args.cache_dir, seed=seed)
+        results = []
+        for spec in specs:  # one at a time, so the time limit can stop between architectures
+            if args.time_limit and time.perf_counter() - start > args.time_limit:
+                finished = False
+                break
+            results.append(evaluator.evaluate([spec])[0])
+        per_seed[seed] = results
+        if not finished:
+            break
+    complete = [s for s in args.seeds if len(per_seed.get(s, [])) == len(specs)]
+    table = [{"genotype": spec,
+              "accuracy": {str(s): per_seed[s][i].score for s in args.seeds if i < len(per_seed.get(s, []))},
+              "seconds": {str(s): per_seed[s][i].seconds for s in args.seeds if i < len(per_seed.get(s, []))}}
+             for i, spec in enumerate(specs)]
+    ceiling = seed_to_seed([[r.score for r in per_seed[s]] for s in complete]) if len(complete) >= 2 else None
+    res = {"env": environment(args.device), "complete": finished,
+           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                        if k not in ("out", "cache_dir", "time_limit", "data_root")},
+           "space": {"input_shape": list(space.input_shape), "num_classes": space.num_classes,
+                     "cells_per_stage": space.cells_per_stage, "filters": space.filters,
+                     "num_nodes": space.num_nodes},
+           "splits": {"train": len(train), "val": len(val)}, "seed_to_seed_spearman": ceiling,
+           "seconds": sum(r.seconds for rs in per_seed.values() for r in rs), "architectures": table}
+    write_json(args.out, res)
+    cost = res["seconds"] / max(1, sum(len(rs) for rs in per_seed.values()))
+    print(f"{'done' if finished else 'stopped by --time-limit (run again to continue)'}: "
+          f"{sum(len(rs) for rs in per_seed.values())} trainings, {cost:.1f} s each; seed-to-seed Spearman "
+          f"{'-' if ceiling is None else f'{ceiling:.3f}'}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
