@@ -29,8 +29,8 @@ from ..curriculum import Curriculum
 from ..data import Dataset, Split
 from ..learner import Learner
 from ..nn import LearnerBatchNorm
-from ..teacher import BaseTeacher, TensorBatches
-from ..unrolled import Batches, UnrolledSGD
+from ..teacher import BaseTeacher, RealData
+from ..unrolled import UnrolledSGD
 
 __all__ = ["Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "fingerprint"]
 
@@ -78,13 +78,6 @@ class Evaluation:
         return {}
 
 
-def _train_and_score(sgd: UnrolledSGD, learner: Learner, batches: Batches, val: Split) -> float:
-    """T graph-free steps of `sgd` on `batches`, then accuracy on `val` (the paper's few-step score)."""
-    learner = learner.to(val.x.device)
-    state = sgd.unroll(learner, batches, differentiable=False)
-    return learner.accuracy(state, val.x, val.y)
-
-
 class GTNEvaluation(Evaluation):
     """T steps on a teacher's curriculum, then accuracy on real held-out data (*GTN evaluation*).
 
@@ -130,7 +123,9 @@ class GTNEvaluation(Evaluation):
         device = self.curriculum.labels.device
         if device.type != "cpu":  # curriculum shuffles draw on the curriculum's device: a stream there
             rng = torch.Generator(device).manual_seed(int(torch.randint(2**62, (1,), generator=rng)))
-        return _train_and_score(self.sgd, learner, self.teacher.batches(self.curriculum, rng), self.val)
+        learner = learner.to(self.val.x.device)
+        state = self.sgd.unroll(learner, self.teacher.batches(self.curriculum, rng), differentiable=False)
+        return learner.accuracy(state, self.val.x, self.val.y)  # the paper's few-step score
 
     def settings(self) -> dict:
         """T, B and fingerprints of the teacher + curriculum + optimiser and of `val`."""
@@ -139,14 +134,17 @@ class GTNEvaluation(Evaluation):
                 "teacher": fingerprint(self.teacher, c, self.sgd), "val": fingerprint(self.val)}
 
 
-class RealDataEvaluation(Evaluation):
+class RealDataEvaluation(GTNEvaluation):
     """T steps on random real batches, then accuracy on `val` (the paper's real-data control).
 
+    It is `GTNEvaluation` with the `RealData` teacher (batches drawn with replacement from
+    the evaluator's stream) in place of a generator, as the real-data arm of meta-training.
+
     Args:
-        train: the real training split (batches drawn with replacement from `rng`).
+        train: the real training split.
         val: the held-out split to score on (same device).
         steps: T.
-        batch_size: B.
+        batch_size: B (a multiple of the class count, as every inner batch here).
         sgd: the inner optimiser; use a tuned one, e.g. a "real" arm's meta-learned lr and momentum.
     """
 
@@ -155,23 +153,19 @@ class RealDataEvaluation(Evaluation):
     def __init__(self, train: Split, val: Split, steps: int, batch_size: int, sgd: UnrolledSGD) -> None:
         if steps < 1 or batch_size < 2:
             raise ValueError(f"need steps >= 1 and batch_size >= 2 (BatchNorm), got {steps}, {batch_size}")
-        self.train, self.val, self.steps, self.batch_size, self.sgd = train, val, steps, batch_size, sgd
+        curriculum = Curriculum(steps, batch_size, int(train.y.max()) + 1, latent_dim=1, variant="none")
+        super().__init__(RealData(train.x, train.y), curriculum.to(train.x.device), sgd, val)
+        self.train = train
 
     @classmethod
     def from_arm(cls, arm, train: Split, val: Split) -> RealDataEvaluation:
         """T, B and the tuned lr and momentum of a (trained) real-data `Arm`."""
         return cls(train, val, arm.curriculum.steps, arm.curriculum.batch_size, arm.sgd)
 
-    def score(self, learner: Learner, rng: torch.Generator) -> float:
-        """Accuracy on `val` after T steps on real batches."""
-        x, y = self.train.x, self.train.y
-        idx = torch.randint(len(y), (self.steps, self.batch_size), generator=rng).to(x.device)  # (T, B)
-        batches = TensorBatches(self.steps, (), lambda t, _: x[idx[t]], y[idx])
-        return _train_and_score(self.sgd, learner, batches, self.val)
-
     def settings(self) -> dict:
         """T, B, the lr and momentum values, and fingerprints of the two splits."""
-        return {"steps": self.steps, "batch_size": self.batch_size, "lr": self.sgd.lr.tolist(),
+        c = self.curriculum
+        return {"steps": c.steps, "batch_size": c.batch_size, "lr": self.sgd.lr.tolist(),
                 "momentum": self.sgd.momentum.tolist(), "train": fingerprint(self.train),
                 "val": fingerprint(self.val)}
 
