@@ -14,6 +14,8 @@ import pytest
 import torch
 from conftest import REPO
 
+from gtn_edu.nas import GroundTruth
+
 BENCH = REPO / "benchmarks"
 PEERS = [name for name in ("higher", "torchopt") if importlib.util.find_spec(name) is not None]
 
@@ -162,3 +164,27 @@ def test_nas_groundtruth_smoke_and_resume(tmp_path, data_root):
     proc = _run("nas_groundtruth.py", *args)
     assert json.loads(out.read_text())["architectures"] == res["architectures"]
     assert "6 trainings" in proc.stdout
+    truth = GroundTruth.load(out)  # what the tutorial and reproduce_nas.py read
+    assert len(truth) == 3 and sorted(truth.scores) == [0, 1] and truth.space.filters == 4
+
+
+def test_reproduce_nas_smoke_and_resume(tmp_path, data_root):
+    """reproduce_nas.py on a smoke ground truth: the table, the searches, the figures; a rerun reads the cache."""
+    gt = tmp_path / "gt.json"
+    _run("nas_groundtruth.py", "--smoke", "--data-root", str(data_root), "--out", str(gt), "--cache-dir",
+         str(tmp_path / "gtcache"))
+    args = ("--smoke", "--truth", str(gt), "--data-root", str(data_root), "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"))
+    stopped = _run("reproduce_nas.py", *args, "--time-limit", "0.001")
+    assert "stopped by --time-limit" in stopped.stdout and not (tmp_path / "out" / "repro_nas_smoke.json").exists()
+    _run("reproduce_nas.py", *args)
+    res = json.loads((tmp_path / "out" / "repro_nas_smoke.json").read_text())
+    names = ["GTN data", "real data, same steps", "real training, 1 epoch of 32 images", "SynFlow", "NASWOT"]
+    assert list(res["rank_correlations"]) == names and len(res["ground_truth"]) == 3
+    for name in names:
+        assert -1 <= res["rank_correlations"][name]["all"]["rho"] <= 1 and len(res["scores"][name]) == 3
+        assert len(res["searches"][name]["picked_truth"]) == 20
+    text = (tmp_path / "out" / "repro_nas_smoke.md.txt").read_text()
+    assert "| GTN data |" in text and "seed vs seed" in text and "a perfect evaluation" in text
+    for fig in ("fig3c", "search"):
+        assert (tmp_path / "out" / f"repro_nas_smoke_{fig}.png").stat().st_size > 0

@@ -229,3 +229,32 @@ def test_epochs_evaluation_learns_a_separable_problem(space, specs):
     (result,) = _run(space, EpochsEvaluation(train, val, epochs=3, batch_size=32, lr=0.05), specs[:1])
     (untrained,) = _run(space, EpochsEvaluation(train, val, epochs=1, batch_size=32, lr=1e-7), specs[:1])
     assert result.score >= 0.9 > untrained.score + 0.2
+
+
+def test_channels_last_scoring_is_the_same_function(space, specs, data):
+    """The evaluations train image learners in channels-last order for speed; in float64 the score is unchanged."""
+    train, val = (Split(s.x.double(), s.y) for s in data)
+    evaluation = RealDataEvaluation(train, val, 3, 10, UnrolledSGD(0.3, 0.5).double())
+    learner = space.build(specs[1], _rng(4)).double()
+    reference = space.build(specs[1], _rng(4)).double()  # the same weights, trained the plain (NCHW) way
+    batches = evaluation.teacher.batches(evaluation.curriculum, _rng(5))
+    state = evaluation.sgd.unroll(reference, batches, differentiable=False)
+    logits = reference.predict(state, val.x)
+    assert evaluation.score(learner, _rng(5)) == (logits.argmax(1) == val.y).float().mean().item()
+    assert next(p for p in learner.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_epochs_evaluation_scores_with_statistics_of_bn_images(space, specs):
+    """After training, one pass over `bn_images` training images sets the BatchNorm statistics the score uses."""
+    rng = _rng(9)
+    train = Split(torch.randn(96, *SHAPE, generator=rng), torch.randint(10, (96,), generator=rng))
+    val = Split(torch.randn(32, *SHAPE, generator=rng), torch.randint(10, (32,), generator=rng))
+    seen = []
+    ev = EpochsEvaluation(train, val, epochs=1, batch_size=16, lr=1e-3, bn_images=64)
+    learner = space.build(specs[0], _rng(1))
+    learner.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    ev.score(learner, _rng(2))
+    assert seen[:6] == [16] * 6 and seen[6] == 64  # six training batches, then the statistics pass
+    assert ev.settings()["bn_images"] == 64
+    with pytest.raises(ValueError, match="bn_images >= 2"):
+        EpochsEvaluation(train, val, 1, bn_images=1)

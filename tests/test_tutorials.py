@@ -42,7 +42,8 @@ def run_script(path: Path, cwd: Path, timeout: float = 900) -> subprocess.Comple
                           timeout=timeout)
 
 
-NEEDS = {"02_cifar10.py": ("CIFAR-10", ("cifar-10-batches-py", "cifar-10-batches-py-partial"))}
+_CIFAR = ("CIFAR-10", ("cifar-10-batches-py", "cifar-10-batches-py-partial"))
+NEEDS = {"02_cifar10.py": _CIFAR, "03_nas.py": _CIFAR}
 """What each script reads, besides MNIST: a dataset name and the folders that hold it."""
 
 

@@ -9,20 +9,27 @@
 * evaluations: `GTNEvaluation` (T steps on a teacher's data), `RealDataEvaluation`,
   `EpochsEvaluation` (k epochs of real data), and the zero-cost proxies `SynFlowEvaluation`
   and `NASWOTEvaluation`; subclass `Evaluation` for another;
-* random search (`random_search`, `compare_searches`): the paper's search, and proxies
-  compared by the ground truth of the architectures they pick;
+* random search (`random_search`, `compare_searches`, `simulate_searches`): the paper's
+  search, and proxies compared by the ground truth of the architectures they pick;
+* `GroundTruth`: a stored table of real-training results (`benchmarks/nas_groundtruth.py`);
+* `plot_cell`, `plot_proxies`, `plot_searches`: a cell as a graph, Figure 3c, search outcomes;
+* `score_architectures`, `proxy_table`, `markdown_table`: several evaluations of the same
+  architectures ranked against a ground truth (Figure 3c's experiment);
 * rank statistics (`gtn_edu.nas.stats`): Spearman over all architectures and over the
   proxy's top half, bootstrap intervals, the ground truth's seed-to-seed ceiling.
 """
 
+from .compare import markdown_table, proxy_table, score_architectures
 from .config import FINAL_CHANGES, NASConfig
+from .draw import plot_cell, plot_proxies, plot_searches
 from .evaluations import EpochsEvaluation, Evaluation, GTNEvaluation, RealDataEvaluation, fingerprint
 from .evaluator import NASEvaluator, Result, canonical
 from .genotype import Genotype, Node
+from .groundtruth import GroundTruth
 from .network import Cell, CellNetwork
 from .ops import OPERATIONS, PAPER_OPERATIONS, ConvBN, FactorizedReduce, Pool, register_operation
 from .proxies import NASWOTEvaluation, SynFlowEvaluation
-from .search import SearchResult, compare_searches, random_search, sample_specs, truth_table
+from .search import SearchResult, compare_searches, random_search, sample_specs, simulate_searches, truth_table
 from .space import CellSpace, check_cell_space
 from .stats import RankCorrelation, bootstrap_ci, rank_correlations, seed_to_seed, spearman, top_half
 
@@ -31,6 +38,7 @@ __all__ = [
     "Node", "Cell", "CellNetwork", "CellSpace", "check_cell_space", "NASConfig", "FINAL_CHANGES",
     "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "SynFlowEvaluation",
     "NASWOTEvaluation", "fingerprint", "NASEvaluator", "Result", "canonical",
-    "SearchResult", "sample_specs", "random_search", "compare_searches", "truth_table",
+    "SearchResult", "sample_specs", "random_search", "compare_searches", "simulate_searches", "truth_table",
+    "GroundTruth", "plot_cell", "plot_proxies", "plot_searches", "score_architectures", "proxy_table", "markdown_table",
     "RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed",
 ]

@@ -8,22 +8,26 @@ for real. Its point is cost: a better proxy at the same compute picks better arc
   stream, score them with a `NASEvaluator` (cached, resumable) and return a `SearchResult`;
 * `compare_searches(...)`: several searches per evaluation, each scored by the ground
   truth of the architecture it picks: which proxy finds better architectures, on average,
-  and how much each search cost.
+  and how much each search cost;
+* `simulate_searches(...)`: the same comparison among architectures already scored (a
+  stored ground-truth table): each search draws `n` of them, every proxy picks its best.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+import torch
 
 from ..arch_space import ArchSpace
 from ..seeding import make_rng
 from .evaluations import Evaluation
 from .evaluator import NASEvaluator, Result, canonical
 
-__all__ = ["SearchResult", "sample_specs", "random_search", "compare_searches", "truth_table"]
+__all__ = ["SearchResult", "sample_specs", "random_search", "compare_searches", "simulate_searches", "truth_table"]
 
 
 @dataclass
@@ -108,6 +112,47 @@ def compare_searches(space: ArchSpace, evaluations: Mapping[str, Evaluation], tr
         out[name] = {"picked_truth": picked, "mean": statistics.fmean(picked),
                      "stdev": statistics.stdev(picked) if len(picked) > 1 else 0.0,
                      "seconds": seconds, "best_possible": ceiling}
+    return out
+
+
+def simulate_searches(scores: Mapping[str, Sequence[float]], truth: Sequence[float], *, n: int,
+                      seeds: range | list[int] = range(100), seconds: Mapping[str, float] | None = None) -> dict:
+    """Random searches among a pool of architectures every proxy has already scored.
+
+    Search `seed` draws `n` distinct architectures of the pool (stream `(seed,
+    "nas/pool-search")`, the same draw for every proxy); each proxy picks the one it scores
+    highest (the first of equal scores), and the pick is judged by `truth`. With a pool of
+    a few dozen and many seeds this estimates what `compare_searches` measures, without
+    training anything new (as NAS benchmarks simulate searches from a table).
+
+    Args:
+        scores: `{proxy name: [score of pool architecture 0, 1, ...]}`.
+        truth: the ground truth of the same architectures, in the same order.
+        n: architectures per search (at most the pool's size).
+        seeds: one search per seed.
+        seconds: `{proxy name: seconds per architecture}`, for each search's cost (n times it).
+
+    Returns:
+        `{name: {"picked_truth": [...], "mean": m, "stdev": s, "seconds": [...],
+        "best_possible": [...], "sample_mean": [...]}}`, one entry per seed in each list, as
+        `compare_searches`; `sample_mean` is the mean truth of the drawn architectures
+        (what picking one at random gets on average).
+    """
+    size = len(truth)
+    if not 1 <= n <= size:
+        raise ValueError(f"a search draws n architectures from the pool of {size}: need 1 <= n <= {size}, got {n}")
+    for name, vals in scores.items():
+        if len(vals) != size:
+            raise ValueError(f"proxy {name!r} has {len(vals)} scores for a pool of {size} architectures")
+    draws = [torch.randperm(size, generator=make_rng(seed, "nas/pool-search"))[:n].tolist() for seed in seeds]
+    out = {}
+    for name, vals in scores.items():
+        picked = [truth[max(idx, key=lambda i: vals[i])] for idx in draws]  # max keeps the first of ties
+        out[name] = {"picked_truth": picked, "mean": statistics.fmean(picked),
+                     "stdev": statistics.stdev(picked) if len(picked) > 1 else 0.0,
+                     "seconds": [n * (seconds or {}).get(name, 0.0)] * len(draws),
+                     "best_possible": [max(truth[i] for i in idx) for idx in draws],
+                     "sample_mean": [statistics.fmean(truth[i] for i in idx) for idx in draws]}
     return out
 
 

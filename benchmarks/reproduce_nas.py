@@ -1,0 +1,219 @@
+"""Figure 3c and the random search of section 3.4: every NAS evaluation ranked against a ground truth.
+
+    python benchmarks/reproduce_nas.py --quick --data-root ../shared/data   # CPU, ~15 min
+    python benchmarks/reproduce_nas.py --full --device cuda --truth T.json --teacher DIR --time-limit 3000
+    python benchmarks/reproduce_nas.py --smoke --truth T.json               # seconds (the tests)
+
+It scores the architectures of a ground-truth table (`GroundTruth`, from
+`benchmarks/nas_groundtruth.py`; `--quick` reads the one the library ships) with five
+evaluations: GTN data (T steps on a trained teacher's curriculum), real data at the same
+T steps with the lr and momentum meta-learned for real data, a short real training
+(`--full`: the paper's 3 epochs; `--quick`: one epoch of 900 images, a quarter of the
+ground truth's first epoch), and the zero-cost proxies SynFlow and NASWOT. It reports
+Spearman's rank correlation with the ground truth over all architectures and over each
+evaluation's top half, with 95% bootstrap intervals, the seconds each evaluation costs
+per architecture, the ground truth's seed-to-seed ceiling, and random searches simulated from the table (`simulate_searches`: each search draws
+`--search-n` of the table's architectures, every evaluation picks its best, and the
+pick's ground truth is what counts). Outputs in `--out`: `repro_nas_<plan>.json`, the
+figures `_fig3c.png` and `_search.png`, and a markdown fragment pasted into
+docs/benchmarks.md when `--out` is docs/figures.
+
+The teacher: `--teacher DIR` holds `gtn_checkpoint.pt` and `real_checkpoint.pt` of a
+CIFAR-10 run (`gtn-edu train --dataset cifar10 --quick --out DIR`, or
+`benchmarks/reproduce_cifar10.py --quick`, whose folder is the `--quick` default). The
+paper's NAS teacher is its CIFAR-10 GTN, meta-trained on the A.2 learners only.
+
+`--full` is the paper's setting on one GPU: a ground truth at N=3, F=32 that you compute
+first (`nas_groundtruth.py --device cuda --filters 32 --cells-per-stage 3 --epochs 20
+--n 200`), a Table 3 teacher (T=128) from `gtn-edu train --dataset cifar10 --device
+cuda`, and searches of 100 candidates. Every score is cached in `--cache-dir` as it is
+computed, so `--time-limit` stops between architectures and a rerun continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from report import DOCS_FIGURES, REPO, environment, is_docs_folder, pyplot, update_docs, write_json
+
+from gtn_edu import CIFARConfig, GTNConfig, Split, load_dataset
+from gtn_edu.experiment import build_arm
+from gtn_edu.nas import (
+    EpochsEvaluation,
+    GroundTruth,
+    GTNEvaluation,
+    NASEvaluator,
+    NASWOTEvaluation,
+    RealDataEvaluation,
+    SynFlowEvaluation,
+    markdown_table,
+    plot_proxies,
+    plot_searches,
+    proxy_table,
+    simulate_searches,
+)
+
+PLANS = {  # search size, simulated searches, bootstrap resamples, NASWOT batch, short real training
+    "smoke": dict(search_n=2, searches=20, n_boot=50, naswot_batch=16, short_images=32, short_epochs=1),
+    "quick": dict(search_n=10, searches=2000, n_boot=2000, naswot_batch=64, short_images=900, short_epochs=1),
+    "full": dict(search_n=100, searches=2000, n_boot=2000, naswot_batch=128, short_images=None, short_epochs=3),
+}
+SMOKE_TEACHER = dict(inner_steps=2, inner_batch=10, outer_batch=32, outer_steps=2, init_lr=0.1, per_step_hyper=True,
+                     latent_dim=8, teacher_hidden=16, teacher_channels=4, teacher_conv_channels=4,
+                     arch_scale=0.0625, mode="full", eval_learners=1)
+
+
+def short_name(plan: dict) -> str:
+    """The short real training's row name, e.g. "real training, 1 epoch of 900 images"."""
+    images = f" of {plan['short_images']} images" if plan["short_images"] else ""
+    return f"real training, {plan['short_epochs']} epoch{'s' if plan['short_epochs'] > 1 else ''}{images}"
+
+
+def arms(args, data) -> dict:
+    """The "gtn" and "real" arms: loaded from `--teacher`, or (smoke only) meta-trained for 2 iterations here."""
+    out = {}
+    for kind in ("gtn", "real"):
+        path = args.teacher / f"{kind}_checkpoint.pt" if args.teacher else None
+        if path is not None and path.exists():
+            cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
+            out[kind] = build_arm(kind, cfg, data, device=args.device, progress=False)
+            out[kind].trainer.load(path)
+        elif args.plan == "smoke":
+            out[kind] = build_arm(kind, CIFARConfig(**SMOKE_TEACHER), data, device=args.device, progress=False)
+            out[kind].trainer.fit(2)
+        else:
+            raise SystemExit(f"no teacher checkpoint {path}: run `python benchmarks/reproduce_cifar10.py "
+                             f"--{args.plan}` (or `gtn-edu train --dataset cifar10 --quick --out DIR`) first, or "
+                             "pass --teacher DIR")
+    return out
+
+
+def evaluate(args, truth: GroundTruth, evaluations: dict, start: float) -> tuple[dict, bool]:
+    """Every evaluation on every architecture, one at a time so `--time-limit` can stop between them."""
+    results, finished = {}, True
+    for name, ev in evaluations.items():
+        evaluator = NASEvaluator(truth.space, ev, args.cache_dir, seed=0, progress=False)
+        results[name] = []
+        for spec in truth.genotypes:
+            if args.time_limit and time.perf_counter() - start > args.time_limit:
+                return results, False
+            results[name] += evaluator.evaluate([spec])
+        median = statistics.median(r.seconds for r in results[name])
+        print(f"{name}: {len(truth)} architectures, median {median:.2f} s each", flush=True)
+    return results, finished
+
+
+def fragment(res: dict, stem: str) -> str:
+    env, s, gt = res["env"], res["settings"], res["truth"]
+    out = [f"Measured on {env['device_label']}, torch {env['torch']}, commit {env['commit']}, {env['date']}; plan "
+           f"`{res['plan']}`, {res['seconds'] / 60:.1f} min. Ground truth: {gt['n']} cells (N={gt['space']['N']}, "
+           f"F={gt['space']['F']}) trained {gt['settings'].get('epochs')} epochs on {gt['settings'].get('dataset')} "
+           f"with seeds {gt['seeds']}, scored on its {gt['settings'].get('score_split', 'val')} split (computed on "
+           f"{gt['env'].get('device_label', '?')}, commit {gt['env'].get('commit', '?')}). Teacher: "
+           f"{res['teacher']['source']}, T={res['teacher']['steps']} steps of batch {res['teacher']['batch']}; "
+           f"GTN and real-data evaluation score on {s['val_images']} validation images. Spearman with the mean "
+           f"of the seeds, 95% bootstrap intervals over architectures ({s['n_boot']} resamples):", "",
+           res["table"], "",
+           f"Random search, simulated from the table: {s['searches']} searches, each of {s['search_n']} "
+           "architectures drawn from the table; every evaluation picks its best of the same draw. Ground-truth "
+           "accuracy (%) of the pick:", "",
+           "| evaluation | picked, mean | picked, sd | seconds a search |", "|---|---|---|---|"]
+    for name, r in res["searches"].items():
+        out.append(f"| {name} | {100 * r['mean']:.2f} | {100 * r['stdev']:.2f} | {r['seconds'][0]:.1f} |")
+    first = next(iter(res["searches"].values()))
+    mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
+    out.append(f"| a perfect evaluation | {mean(first['best_possible']):.2f} | | |")
+    out.append(f"| a random pick | {mean(first['sample_mean']):.2f} | | 0 |")
+    for png in res["figures"]:
+        out += ["", f"![{Path(png).stem}](figures/{Path(png).name})"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    size = ap.add_mutually_exclusive_group(required=True)
+    for name in PLANS:
+        size.add_argument(f"--{name}", dest="plan", action="store_const", const=name)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data-root", default=None, help="CIFAR-10 folder (else $GTN_EDU_DATA)")
+    ap.add_argument("--truth", type=Path, default=None, help="ground-truth JSON (default: the stored CIFAR-10 one)")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="folder with gtn_checkpoint.pt and real_checkpoint.pt (default runs/repro_cifar10_<plan>)")
+    ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
+    ap.add_argument("--cache-dir", type=Path, default=None, help="score cache (default runs/repro_nas_<plan>)")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds (rerun continues)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    plan = PLANS[args.plan]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.plan == "full" and args.truth is None:
+        ap.error("--full needs --truth: a ground truth at the paper's size (see the docstring)")
+    if args.teacher is None and args.plan != "smoke":
+        args.teacher = REPO / "runs" / f"repro_cifar10_{args.plan}"
+    args.cache_dir = args.cache_dir or REPO / "runs" / f"repro_nas_{args.plan}"
+    start = time.perf_counter()
+
+    truth = GroundTruth.load(args.truth) if args.truth else GroundTruth.stored("cifar10")
+    data = load_dataset(truth.settings.get("dataset", "cifar10"), args.data_root, download=False, device=args.device)
+    trained = arms(args, data)
+    evaluations = {"GTN data": GTNEvaluation.from_arm(trained["gtn"], data.val),
+                   "real data, same steps": RealDataEvaluation.from_arm(trained["real"], data.train, data.val),
+                   short_name(plan): EpochsEvaluation(Split(data.train.x[:plan["short_images"]],
+                                                            data.train.y[:plan["short_images"]]), data.val,
+                                                      plan["short_epochs"], 64, bn_images=256),
+                   "SynFlow": SynFlowEvaluation(args.device),
+                   "NASWOT": NASWOTEvaluation(data.train.x[:plan["naswot_batch"]])}
+    results, finished = evaluate(args, truth, evaluations, start)
+    if not finished:
+        done = sum(len(r) for r in results.values())
+        print(f"stopped by --time-limit after {done} of {len(truth) * len(evaluations)} scores; run the same "
+              "command again to continue")
+        return 0
+
+    mean_truth = truth.mean
+    rows = proxy_table(results, mean_truth, n_boot=plan["n_boot"])
+    ceiling = truth.seed_to_seed() if len(truth.scores) > 1 else None
+    searches = simulate_searches({r["name"]: r["scores"] for r in rows}, mean_truth, n=plan["search_n"],
+                                 seeds=range(plan["searches"]), seconds={r["name"]: r["seconds"] for r in rows})
+    stem = f"repro_nas_{args.plan}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
+    figures = []
+    for suffix, fig in (("fig3c", plot_proxies(rows, mean_truth)), ("search", plot_searches(searches,
+                                                                                               n=plan["search_n"]))):
+        figures.append(str(args.out / f"{stem}_{suffix}.png"))
+        fig.savefig(figures[-1], dpi=110)
+        plt.close(fig)
+    gtn = trained["gtn"]
+    res = {"plan": args.plan, "env": environment(args.device), "seconds": time.perf_counter() - start,
+           "settings": {**plan, "val_images": len(data.val)},
+           "teacher": {"source": f"`{args.teacher}` ({gtn.trainer.iteration} outer iterations)" if args.teacher
+                       else f"meta-trained here ({gtn.trainer.iteration} outer iterations)",
+                       "steps": gtn.curriculum.steps, "batch": gtn.curriculum.batch_size},
+           "truth": {"n": len(truth), "seeds": sorted(truth.scores), "seed_to_seed": ceiling,
+                     "seconds_per_training": truth.seconds_per_training(), "settings": truth.settings,
+                     "env": truth.env, "space": {"N": truth.space.cells_per_stage, "F": truth.space.filters}},
+           "rank_correlations": {r["name"]: {k: vars(r[k]) for k in ("all", "top_half")} | {"seconds": r["seconds"]}
+                                 for r in rows},
+           "scores": {r["name"]: r["scores"] for r in rows}, "ground_truth": mean_truth,
+           "searches": searches, "figures": figures,
+           "table": markdown_table(rows, truth_seconds=truth.seconds_per_training(), ceiling=ceiling)}
+    write_json(args.out / f"{stem}.json", res)
+    text = fragment(res, stem)
+    (args.out / f"{stem}.md.txt").write_text(text)
+    if is_docs_folder(args.out):
+        update_docs(stem, text)
+    print(res["table"])
+    print(f"done in {res['seconds'] / 60:.1f} min; results in {args.out}/{stem}.*")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
