@@ -12,9 +12,10 @@ T steps with the lr and momentum meta-learned for real data, a short real traini
 ground truth's first epoch), and the zero-cost proxies SynFlow and NASWOT. It reports
 Spearman's rank correlation with the ground truth over all architectures and over each
 evaluation's top half, with 95% bootstrap intervals, the seconds each evaluation costs
-per architecture, the ground truth's seed-to-seed ceiling, and random searches simulated from the table (`simulate_searches`: each search draws
-`--search-n` of the table's architectures, every evaluation picks its best, and the
-pick's ground truth is what counts). Outputs in `--out`: `repro_nas_<plan>.json`, the
+per architecture, the ground truth's seed-to-seed correlation, and random searches
+simulated from the table (`simulate_searches`: each search draws `--search-n` of the
+table's architectures, every evaluation picks its best, and the pick's ground truth is
+what counts). Outputs in `--out`: `repro_nas_<plan>.json`, the
 figures `_fig3c.png` and `_search.png`, and a markdown fragment pasted into
 docs/benchmarks.md when `--out` is docs/figures.
 
@@ -66,6 +67,14 @@ PLANS = {  # search size, simulated searches, bootstrap resamples, NASWOT batch,
 SMOKE_TEACHER = dict(inner_steps=2, inner_batch=10, outer_batch=32, outer_steps=2, init_lr=0.1, per_step_hyper=True,
                      latent_dim=8, teacher_hidden=16, teacher_channels=4, teacher_conv_channels=4,
                      arch_scale=0.0625, mode="full", eval_learners=1)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (as the docs show it)."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 
 def short_name(plan: dict) -> str:
@@ -194,7 +203,7 @@ def main(argv=None) -> int:
     gtn = trained["gtn"]
     res = {"plan": args.plan, "env": environment(args.device), "seconds": time.perf_counter() - start,
            "settings": {**plan, "val_images": len(data.val)},
-           "teacher": {"source": f"`{args.teacher}` ({gtn.trainer.iteration} outer iterations)" if args.teacher
+           "teacher": {"source": f"`{_shown(args.teacher)}` ({gtn.trainer.iteration} outer iterations)" if args.teacher
                        else f"meta-trained here ({gtn.trainer.iteration} outer iterations)",
                        "steps": gtn.curriculum.steps, "batch": gtn.curriculum.batch_size},
            "truth": {"n": len(truth), "seeds": sorted(truth.scores), "seed_to_seed": ceiling,
@@ -203,7 +212,7 @@ def main(argv=None) -> int:
            "rank_correlations": {r["name"]: {k: vars(r[k]) for k in ("all", "top_half")} | {"seconds": r["seconds"]}
                                  for r in rows},
            "scores": {r["name"]: r["scores"] for r in rows}, "ground_truth": mean_truth,
-           "searches": searches, "figures": figures,
+           "searches": searches, "figures": [Path(f).name for f in figures],
            "table": markdown_table(rows, truth_seconds=truth.seconds_per_training(), ceiling=ceiling)}
     write_json(args.out / f"{stem}.json", res)
     text = fragment(res, stem)
