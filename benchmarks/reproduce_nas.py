@@ -117,6 +117,15 @@ def evaluate(args, truth: GroundTruth, evaluations: dict, start: float) -> tuple
     return results, finished
 
 
+def compact(searches: dict) -> dict:
+    """`simulate_searches` output for the JSON: each evaluation's picks, the shared baselines once."""
+    first = next(iter(searches.values()))
+    return {"evaluations": {name: {"mean": r["mean"], "stdev": r["stdev"], "seconds_per_search": r["seconds"][0],
+                                   "picked_truth": r["picked_truth"]} for name, r in searches.items()},
+            "perfect_mean": statistics.fmean(first["best_possible"]),
+            "random_mean": statistics.fmean(first["sample_mean"])}
+
+
 def fragment(res: dict, stem: str) -> str:
     env, s, gt = res["env"], res["settings"], res["truth"]
     out = [f"Measured on {env['device_label']}, torch {env['torch']}, commit {env['commit']}, {env['date']}; plan "
@@ -132,12 +141,10 @@ def fragment(res: dict, stem: str) -> str:
            "architectures drawn from the table; every evaluation picks its best of the same draw. Ground-truth "
            "accuracy (%) of the pick:", "",
            "| evaluation | picked, mean | picked, sd | seconds a search |", "|---|---|---|---|"]
-    for name, r in res["searches"].items():
-        out.append(f"| {name} | {100 * r['mean']:.2f} | {100 * r['stdev']:.2f} | {r['seconds'][0]:.1f} |")
-    first = next(iter(res["searches"].values()))
-    mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
-    out.append(f"| a perfect evaluation | {mean(first['best_possible']):.2f} | | |")
-    out.append(f"| a random pick | {mean(first['sample_mean']):.2f} | | 0 |")
+    for name, r in res["searches"]["evaluations"].items():
+        out.append(f"| {name} | {100 * r['mean']:.2f} | {100 * r['stdev']:.2f} | {r['seconds_per_search']:.1f} |")
+    out.append(f"| a perfect evaluation | {100 * res['searches']['perfect_mean']:.2f} | | |")
+    out.append(f"| a random pick | {100 * res['searches']['random_mean']:.2f} | | 0 |")
     for png in res["figures"]:
         out += ["", f"![{Path(png).stem}](figures/{Path(png).name})"]
     return "\n".join(out) + "\n"
@@ -212,7 +219,7 @@ def main(argv=None) -> int:
            "rank_correlations": {r["name"]: {k: vars(r[k]) for k in ("all", "top_half")} | {"seconds": r["seconds"]}
                                  for r in rows},
            "scores": {r["name"]: r["scores"] for r in rows}, "ground_truth": mean_truth,
-           "searches": searches, "figures": [Path(f).name for f in figures],
+           "searches": compact(searches), "figures": [Path(f).name for f in figures],
            "table": markdown_table(rows, truth_seconds=truth.seconds_per_training(), ceiling=ceiling)}
     write_json(args.out / f"{stem}.json", res)
     text = fragment(res, stem)

@@ -183,7 +183,8 @@ def test_reproduce_nas_smoke_and_resume(tmp_path, data_root):
     assert list(res["rank_correlations"]) == names and len(res["ground_truth"]) == 3
     for name in names:
         assert -1 <= res["rank_correlations"][name]["all"]["rho"] <= 1 and len(res["scores"][name]) == 3
-        assert len(res["searches"][name]["picked_truth"]) == 20
+        assert len(res["searches"]["evaluations"][name]["picked_truth"]) == 20
+    assert min(res["ground_truth"]) <= res["searches"]["random_mean"] <= res["searches"]["perfect_mean"]
     text = (tmp_path / "out" / "repro_nas_smoke.md.txt").read_text()
     assert "| GTN data |" in text and "seed vs seed" in text and "a perfect evaluation" in text
     for fig in ("fig3c", "search"):

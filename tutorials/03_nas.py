@@ -34,7 +34,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | the first 6 stored cells, a 3-iteration teacher | any CPU, about a minute (tests, CI) |
-# | `quick` (default) | all 40 stored cells; the quick CIFAR-10 teacher if you have it | 2-core CPU: 10 min measured |
+# | `quick` (default) | all 40 stored cells; the quick CIFAR-10 teacher if you have it | 2-core CPU: 7-10 min |
 # | `paper` | your own ground truth and a Table 3 teacher (see below) | one GPU (`cuda`) |
 #
 # **What is loaded rather than computed.** The ground truth (80 real trainings, about 80
@@ -304,12 +304,14 @@ plt.show()
 #   images scored on 1000, a teacher meta-trained for minutes with T=8 steps (the paper:
 #   800 architectures, a ground truth of full training, T=128). The stored table's own
 #   seed-to-seed correlation says how much any judge could show at this size.
-# * The run on this page meta-trained its own teacher for 60 outer iterations (the
-#   fallback when `GTN_EDU_NAS_TEACHER` is not set). The benchmarks page (section D)
-#   uses the CIFAR-10 quick run's 250-iteration teacher instead, and there GTN
-#   evaluation ranks the same cells at -0.16; here it reached 0.17. Both intervals
-#   include zero: at this size neither teacher is a reliable judge, while 8 steps of
-#   real data are. Neither teacher beats real data on its own learners either (tutorial 2).
+# * The run on this page loaded the CIFAR-10 quick run's teacher (250 outer iterations,
+#   T=8), which does not beat real data on its own learners either (tutorial 2). As a
+#   judge of cells it fails here: its rank correlation's interval includes zero, and its
+#   searches pick worse than a random pick, while 8 steps of real data rank the cells
+#   and pick well. A teacher this tutorial meta-trains itself for 60 iterations (the
+#   fallback without `GTN_EDU_NAS_TEACHER`; 10 minutes in all) reached 0.17 [-0.12, 0.45]
+#   in an earlier run: no reliable judge either. The paper's teacher trained far longer,
+#   with T=128.
 # * `benchmarks/reproduce_nas.py --quick` computes the same table with more bootstrap
 #   resamples and writes it to the benchmarks page; `--full` is the paper's setting on a
 #   GPU.

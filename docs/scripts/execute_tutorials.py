@@ -91,9 +91,9 @@ def execute(script: Path, size: str, out: Path, dest: Path) -> Path:
     nb = jupytext.read(script)
     cwd = ROOT / "tutorials"
     out.mkdir(parents=True, exist_ok=True)
-    saved = dict(os.environ)
+    saved, env = dict(os.environ), kernel_env(size, out, cwd)  # kernel_env reads os.environ: before clear()
     os.environ.clear()
-    os.environ.update(kernel_env(size, out, cwd))
+    os.environ.update(env)
     try:
         client = NotebookClient(nb, kernel_name="python3", timeout=None, allow_errors=False,
                                 coalesce_streams=True, resources={"metadata": {"path": str(cwd)}})

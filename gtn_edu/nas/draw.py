@@ -14,7 +14,14 @@ reading the same input twice gets two bowed edges, so both labels show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from .genotype import Genotype
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_cell", "plot_proxies", "plot_searches"]
 
@@ -23,7 +30,8 @@ def _label(i: int) -> str:
     return f"c{i}" if i < 2 else f"n{i}"
 
 
-def plot_cell(genotype: Genotype | dict, cell: str = "normal", ax=None, *, title: str | None = None):
+def plot_cell(genotype: Genotype | dict, cell: str = "normal", ax: Axes | None = None, *,
+              title: str | None = None) -> Axes:
     """Draw `genotype`'s normal or reduction cell; returns the matplotlib Axes.
 
     Args:
@@ -83,7 +91,8 @@ def plot_cell(genotype: Genotype | dict, cell: str = "normal", ax=None, *, title
     return ax
 
 
-def plot_proxies(rows, truth, *, log_scale: tuple[str, ...] = ("SynFlow", "synflow")):
+def plot_proxies(rows: Sequence[dict], truth: Sequence[float], *,
+                 log_scale: tuple[str, ...] = ("SynFlow", "synflow")) -> Figure:
     """Figure 3c for every evaluation: its score against the ground truth, its top half in orange.
 
     Args:
@@ -114,7 +123,7 @@ def plot_proxies(rows, truth, *, log_scale: tuple[str, ...] = ("SynFlow", "synfl
     return fig
 
 
-def plot_searches(searches: dict, *, n: int | None = None):
+def plot_searches(searches: dict, *, n: int | None = None) -> Figure:
     """Box plots of the ground truth each evaluation's random searches picked (`simulate_searches` output).
 
     Dashed: what a perfect evaluation picks on average; dotted: a random pick.
