@@ -10,6 +10,7 @@ so one command refreshes the page.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["REPO", "DOCS_FIGURES", "DOCS_PAGE", "device_label", "environment", "write_json", "update_docs",
-           "pyplot", "is_docs_folder"]
+           "pyplot", "is_docs_folder", "plan_parser"]
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS_FIGURES = REPO / "docs" / "figures"
@@ -59,6 +60,16 @@ def environment(device: str) -> dict:
     return {"device": device, "device_label": device_label(device), "torch": torch.__version__,
             "python": platform.python_version(), "threads": torch.get_num_threads(), "commit": _git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def plan_parser(doc: str, plans) -> argparse.ArgumentParser:
+    """A script's parser with its plans as one required choice (`--smoke`, `--quick`, ...; `args.plan`)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    size = ap.add_mutually_exclusive_group(required=True)
+    for name in plans:
+        size.add_argument(f"--{name}", dest="plan", action="store_const", const=name)
+    return ap
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import DOCS_FIGURES, REPO, environment, is_docs_folder, pyplot, update_docs, write_json
+from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
 
 from gtn_edu import accuracy_per_step
 from gtn_edu.cli import main as gtn_edu_main
@@ -178,11 +178,7 @@ def fragment(res: dict, stem: str, pngs: list[Path]) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    size = ap.add_mutually_exclusive_group(required=True)
-    for name in PLANS:
-        size.add_argument(f"--{name}", dest="plan", action="store_const", const=name)
+    ap = plan_parser(__doc__, PLANS)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--data-root", default=None, help="CIFAR-10 folder (else $GTN_EDU_DATA, else ~/.cache/gtn_edu)")
     ap.add_argument("--out", type=Path, default=DOCS_FIGURES)

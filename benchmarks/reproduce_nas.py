@@ -33,14 +33,13 @@ computed, so `--time-limit` stops between architectures and a rerun continues.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-from report import DOCS_FIGURES, REPO, environment, is_docs_folder, pyplot, update_docs, write_json
+from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
 
 from gtn_edu import CIFARConfig, GTNConfig, Split, load_dataset
 from gtn_edu.experiment import build_arm
@@ -151,11 +150,7 @@ def fragment(res: dict, stem: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    size = ap.add_mutually_exclusive_group(required=True)
-    for name in PLANS:
-        size.add_argument(f"--{name}", dest="plan", action="store_const", const=name)
+    ap = plan_parser(__doc__, PLANS)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-root", default=None, help="CIFAR-10 folder (else $GTN_EDU_DATA)")
     ap.add_argument("--truth", type=Path, default=None, help="ground-truth JSON (default: the stored CIFAR-10 one)")
