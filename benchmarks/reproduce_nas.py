@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
 
-from gtn_edu import CIFARConfig, GTNConfig, Split, load_dataset
-from gtn_edu.experiment import build_arm
+from gtn_edu import CIFARConfig, Split, load_dataset
+from gtn_edu.experiment import build_arm, load_arm
 from gtn_edu.nas import (
     EpochsEvaluation,
     GroundTruth,
@@ -88,9 +88,7 @@ def arms(args, data) -> dict:
     for kind in ("gtn", "real"):
         path = args.teacher / f"{kind}_checkpoint.pt" if args.teacher else None
         if path is not None and path.exists():
-            cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
-            out[kind] = build_arm(kind, cfg, data, device=args.device, progress=False)
-            out[kind].trainer.load(path)
+            out[kind] = load_arm(kind, path, data, device=args.device)
         elif args.plan == "smoke":
             out[kind] = build_arm(kind, CIFARConfig(**SMOKE_TEACHER), data, device=args.device, progress=False)
             out[kind].trainer.fit(2)
@@ -103,7 +101,7 @@ def arms(args, data) -> dict:
 
 def evaluate(args, truth: GroundTruth, evaluations: dict, start: float) -> tuple[dict, bool]:
     """Every evaluation on every architecture, one at a time so `--time-limit` can stop between them."""
-    results, finished = {}, True
+    results = {}
     for name, ev in evaluations.items():
         evaluator = NASEvaluator(truth.space, ev, args.cache_dir, seed=0, progress=False)
         results[name] = []
@@ -113,7 +111,7 @@ def evaluate(args, truth: GroundTruth, evaluations: dict, start: float) -> tuple
             results[name] += evaluator.evaluate([spec])
         median = statistics.median(r.seconds for r in results[name])
         print(f"{name}: {len(truth)} architectures, median {median:.2f} s each", flush=True)
-    return results, finished
+    return results, True
 
 
 def compact(searches: dict) -> dict:

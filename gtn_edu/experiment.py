@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from .seeding import derive_seed
 from .teacher import DistilledData, RealData, Teacher
 from .unrolled import UnrolledSGD
 
-__all__ = ["Arm", "build_arch_space", "build_arm"]
+__all__ = ["Arm", "build_arch_space", "build_arm", "load_arm"]
 
 
 @dataclass
@@ -98,3 +99,13 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
                           lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
                           log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress)
     return Arm(kind, teacher, curriculum, sgd, arch, trainer)
+
+
+def load_arm(kind: str, path: str | os.PathLike, data: Dataset, cfg: GTNConfig | None = None, *,
+             device: torch.device | str = "cpu") -> Arm:
+    """The arm saved by `MetaTrainer.save` at `path`, rebuilt with `cfg` (None: the config stored there)."""
+    if cfg is None:
+        cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
+    arm = build_arm(kind, cfg, data, device=device, progress=False)
+    arm.trainer.load(path)
+    return arm

@@ -112,13 +112,9 @@ class GTNEvaluation(Evaluation):
             split: "val" (for searching) or "test".
             device: where to train and score.
         """
-        from ..experiment import build_arm
+        from ..experiment import load_arm
 
-        if cfg is None:
-            cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
-        arm = build_arm("gtn", cfg, data, device=device, progress=False)
-        arm.trainer.load(path)
-        return cls.from_arm(arm, getattr(data, split).to(device))
+        return cls.from_arm(load_arm("gtn", path, data, cfg, device=device), getattr(data, split).to(device))
 
     def score(self, learner: Learner, rng: torch.Generator) -> float:
         """Accuracy on `val` after T steps on the teacher's batches (no meta-graph)."""
