@@ -9,6 +9,8 @@ accuracy of fresh learners trained on each, and writes figures and a JSON summar
 `--quick` shrinks it, and every `GTNConfig` field is also an option (`--inner-batch 64`).
 Each arm keeps a checkpoint in `--out`, rewritten every `--checkpoint-every` iterations
 and on Ctrl-C; `--resume RUN_FOLDER` continues an interrupted run exactly.
+
+`rl` runs the CartPole GTN of appendix H (`gtn_edu.rl.cli`; needs the `rl` extra).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the GTN and real-data arms side by side, one process each with its share of "
                         "the cores (default: yes on a CPU with at least 2 cores)")
     _add_config_options(t)
+    from .rl.cli import add_parser as add_rl_parser  # `gtn-edu rl`: CartPole (needs the rl extra to run)
+
+    add_rl_parser(sub)
     return parser
 
 
@@ -237,13 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             train(args)
-    except (DataNotFoundError, MetaLossDivergedError, ValueError) as err:
+        elif args.command == "rl":
+            from .rl.cli import run as run_rl
+
+            run_rl(args)
+    except (DataNotFoundError, MetaLossDivergedError, ValueError, ImportError) as err:
         print(f"gtn-edu: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         out = args.out or (args.resume or "runs/gtn")
+        again = f"gtn-edu rl --resume --out {out}" if args.command == "rl" else f"gtn-edu train --resume {out}"
         print(f"\ngtn-edu: interrupted; the checkpoints in {out}/ hold the last finished iteration. Continue with: "
-              f"gtn-edu train --resume {out}", file=sys.stderr)
+              f"{again}", file=sys.stderr)
         return 130
     return 0
 

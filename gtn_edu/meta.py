@@ -93,6 +93,9 @@ class MetaTrainer:
         callbacks: `Callback` objects.
         config: a plain dict stored in checkpoints.
         progress: show a tqdm progress bar in `fit`.
+        learners_per_step: fresh learners per outer iteration; the meta-loss is the mean of
+            their meta-losses (and the logs the mean of theirs). More than 1 lowers the
+            variance of the meta-gradient (CartPole); the paper uses 1.
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
@@ -101,7 +104,10 @@ class MetaTrainer:
                  eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None,
                  lr_schedule: str = "constant", total_steps: int | None = None, seed: int = 0,
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
-                 config: dict | None = None, progress: bool = True) -> None:
+                 config: dict | None = None, progress: bool = True, learners_per_step: int = 1) -> None:
+        if learners_per_step < 1:
+            raise ValueError(f"learners_per_step must be a positive number of fresh learners, got {learners_per_step}")
+        self.learners_per_step = learners_per_step
         self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
         self.objective = as_objective(meta_loss)
         self.meta_loss_every, self.grad_clip = meta_loss_every, grad_clip
@@ -149,8 +155,6 @@ class MetaTrainer:
     def outer_step(self) -> dict:
         """One outer iteration; returns its log record."""
         start = time.perf_counter()
-        learner = self.arch_space.sample(self.arch_rng).to(self.device)
-        batches = self.teacher.batches(self.curriculum, self.rng)
         inner_losses: list[Tensor] = []
 
         def on_inner(t: int, state: LearnerState, loss: Tensor) -> None:
@@ -158,8 +162,16 @@ class MetaTrainer:
             for cb in self.callbacks:
                 cb.on_inner_step(self, t, state, loss)
 
-        states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
-        loss, extra = self.objective(learner, states, self.rng)
+        losses, extras = [], []
+        for _ in range(self.learners_per_step):  # meta-loss = mean over fresh learners
+            learner = self.arch_space.sample(self.arch_rng).to(self.device)
+            batches = self.teacher.batches(self.curriculum, self.rng)
+            states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
+            loss, extra = self.objective(learner, states, self.rng)
+            losses.append(loss)
+            extras.append(extra)
+        loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        extra = {k: sum(float(e[k]) for e in extras) / len(extras) for k in extras[0]} if len(extras) > 1 else extras[0]
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             raise _diverged(f"meta-loss is {loss.item()}", self.iteration)

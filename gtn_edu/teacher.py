@@ -31,7 +31,7 @@ from torch.func import functional_call
 from .curriculum import Curriculum
 from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
 
-__all__ = ["BaseTeacher", "Teacher", "XYTeacher", "RealData", "DistilledData", "TensorBatches"]
+__all__ = ["BaseTeacher", "Teacher", "XYTeacher", "RealData", "DistilledData", "TensorBatches", "generated_batches"]
 
 
 def _act(v: Tensor) -> Tensor:
@@ -64,6 +64,28 @@ class TensorBatches:
         """Batch t as (inputs (B, ...), targets: labels (B,) or learned targets (B, ...))."""
         out = self.make(t, tensors)
         return out if isinstance(out, tuple) else (out, self.labels[t])
+
+
+def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.Generator | None = None
+                      ) -> TensorBatches:
+    """Batch t = `generator(z_t, y_t)` for the curriculum's T steps, differentiable in weights and codes.
+
+    The batches of any generator network (`Teacher`, the CartPole teacher): `generator`
+    has `latent_dim` and `num_classes` attributes that must match the curriculum's, and its
+    `forward(z, y)` returns inputs, or (inputs, learned targets).
+    """
+    if curriculum.latent_dim != generator.latent_dim or curriculum.num_classes != generator.num_classes:
+        raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
+                         f" does not fit the teacher (latent_dim={generator.latent_dim}, num_classes="
+                         f"{generator.num_classes}); build both with the same values.")
+    z, y = curriculum.sample(rng)
+    names = [k for k, _ in generator.named_parameters()]
+
+    def make(t: int, tensors: Sequence[Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+        params = dict(zip(names, tensors[:-1]))
+        return functional_call(generator, params, (tensors[-1][t], y[t]))
+
+    return TensorBatches(curriculum.steps, (*generator.parameters(), z), make, y)
 
 
 class BaseTeacher(nn.Module):
@@ -154,18 +176,7 @@ class Teacher(BaseTeacher):
         When `forward` returns `(x, targets)` (e.g. `XYTeacher`), each batch holds those learned
         targets instead of the curriculum's labels.
         """
-        if curriculum.latent_dim != self.latent_dim or curriculum.num_classes != self.num_classes:
-            raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
-                             f" does not fit the teacher (latent_dim={self.latent_dim}, num_classes="
-                             f"{self.num_classes}); build both with the same values.")
-        z, y = curriculum.sample(rng)
-        names = [k for k, _ in self.named_parameters()]
-
-        def make(t: int, tensors: Sequence[Tensor]) -> Tensor | tuple[Tensor, Tensor]:
-            params = dict(zip(names, tensors[:-1]))
-            return functional_call(self, params, (tensors[-1][t], y[t]))
-
-        return TensorBatches(curriculum.steps, (*self.parameters(), z), make, y)
+        return generated_batches(self, curriculum, rng)
 
 
 class XYTeacher(Teacher):

@@ -7,6 +7,7 @@ extra; without them their variants are left out and the rest still runs.
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -189,3 +190,17 @@ def test_reproduce_nas_smoke_and_resume(tmp_path, data_root):
     assert "| GTN data |" in text and "seed vs seed" in text and "a perfect evaluation" in text
     for fig in ("fig3c", "search"):
         assert (tmp_path / "out" / f"repro_nas_smoke_{fig}.png").stat().st_size > 0
+
+
+def test_reproduce_cartpole_smoke(tmp_path):
+    """reproduce_cartpole.py at the tiny size: per-seed rows, medians, both figures, the markdown fragment."""
+    args = ("--smoke", "--seeds", "0", "1", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"))
+    _run("reproduce_cartpole.py", *args)
+    res = json.loads((tmp_path / "out" / "repro_cartpole_smoke.json").read_text())
+    assert [r["seed"] for r in res["seeds"]] == [0, 1] and res["config"]["outer_steps"] == 3
+    assert res["median"]["meta_env_steps"] == statistics.median(r["meta_env_steps"] for r in res["seeds"])
+    assert all(0 < r["mean"] <= res["config"]["max_steps"] for r in res["seeds"])
+    for fig in ("fig8", "pairs"):
+        assert (tmp_path / "out" / f"repro_cartpole_smoke_{fig}.png").stat().st_size > 0
+    text = (tmp_path / "out" / "repro_cartpole_smoke.md.txt").read_text()
+    assert "| median |" in text and "fresh one-step policies" in text

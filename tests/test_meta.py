@@ -312,3 +312,27 @@ def test_fit_writes_checkpoints_every_n_and_on_interrupt(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         tr.fit(5, checkpoint=tmp_path / "ck.pt", checkpoint_every=0)
     assert saved == [7] and torch.load(tmp_path / "ck.pt", weights_only=True)["iteration"] == 7
+
+
+def test_learners_per_step_averages_fresh_learners():
+    """With k learners per step the meta-loss is the mean of k fresh learners' losses, each its own architecture."""
+    seen, losses = [], []
+
+    def meta_loss(learner, states):
+        seen.append(learner)
+        real = _toy_split(32, seed=len(seen))
+        losses.append(learner.loss(states[-1], real.x, real.y))
+        return losses[-1], {"k": float(len(seen))}
+
+    torch.manual_seed(0)
+    teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
+    tr = MetaTrainer(teacher, Curriculum.full(2, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
+                     ArchSpace.mlp(SHAPE, K, width_range=(8, 64)), meta_loss, progress=False, learners_per_step=3)
+    rec = tr.outer_step()
+    assert len(seen) == 3 and len({id(m) for m in seen}) == 3
+    assert rec["k"] == 2.0  # logs are the mean over the learners (1, 2, 3)
+    assert rec["meta_loss"] == pytest.approx(sum(float(v) for v in losses) / 3)
+    assert len({tuple(m.layers[0].v.shape) for m in seen}) > 1  # fresh architectures, not one reused
+    with pytest.raises(ValueError, match="learners_per_step"):
+        MetaTrainer(teacher, Curriculum.full(2, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
+                    ArchSpace.mlp(SHAPE, K), meta_loss, learners_per_step=0)

@@ -1,0 +1,125 @@
+"""Figure 8 (appendix H): CartPole taught in one SGD step by a GTN, against an A2C control.
+
+    python benchmarks/reproduce_cartpole.py --quick              # 2-core CPU: ~3 min a seed
+    python benchmarks/reproduce_cartpole.py --paper --device cuda
+    python benchmarks/reproduce_cartpole.py --smoke --out /tmp/x  # seconds (the tests)
+
+For each seed it runs `gtn_edu.rl.run_cartpole` at the plan's size (`CartPoleConfig.sized`):
+meta-training of the pair generator by the A2C meta-objective, the final score of 20 fresh
+policies trained by ONE SGD step on the generator's 512 pairs (10 greedy episodes each,
+episodes capped at 200 steps as in the paper), and the A2C control trained from scratch.
+It reports, per seed and as medians over seeds: the final score, the environment steps
+meta-training played, and the steps after which each method's learning curve first
+reached the target return (190 of 200 by default). Runs are kept (resumable) in
+`runs/repro_cartpole_<plan>/seed<k>/`. Outputs in `--out`: `repro_cartpole_<plan>.json`,
+the figures `_fig8.png` and `_pairs.png`, and a markdown fragment pasted into
+docs/benchmarks.md when `--out` is docs/figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
+
+from gtn_edu.rl import CartPoleConfig, build_cartpole, run_cartpole
+from gtn_edu.rl.plots import plot_figure8, plot_pairs
+
+PLANS = {"smoke": "tiny", "quick": "quick", "paper": "paper"}
+
+
+def _steps(x) -> str:
+    return "not reached" if x is None else f"{x:,}"
+
+
+def fragment(res: dict, stem: str) -> str:
+    """The markdown the benchmarks page shows for one run of this script."""
+    env, cfg = res["env"], res["config"]
+    lines = [
+        f"Measured on {env['device_label']}, torch {env['torch']}, gymnasium {res['gymnasium']}, commit "
+        f"{env['commit']}, {env['date']}; plan `{res['plan']}`, {res['seconds'] / 60:.1f} min for "
+        f"{len(res['seeds'])} seeds run one after the other. Settings: {cfg['outer_steps']} outer iterations, "
+        f"{cfg['learners']} fresh policy x {cfg['num_envs']} sampled episodes each per iteration, one inner SGD "
+        f"step on {cfg['inner_batch']} generated pairs, episodes capped at {cfg['max_steps']} steps; scored by "
+        f"{cfg['eval_policies']} fresh policies x {cfg['eval_episodes']} greedy episodes. A2C control: "
+        f"{cfg['a2c_env_steps']:,} environment steps, {cfg['num_envs']} episodes an update. "
+        f"Target return: {res['target']:.0f}.",
+        "",
+        "| seed | fresh one-step policies: mean return +- sd over policies | episodes at the cap | "
+        "meta-training env steps | GTN curve reaches target after | A2C reaches target after | "
+        "A2C final return | meta-training seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["seeds"]:
+        lines.append(f"| {r['seed']} | **{r['mean']:.1f}** +- {r['std']:.1f} | {100 * r['solved']:.0f}% | "
+                     f"{r['meta_env_steps']:,} | {_steps(r['gtn_steps_to_target'])} | "
+                     f"{_steps(r['a2c_steps_to_target'])} | {r['a2c_final']:.1f} | {r['meta_seconds']:.0f} |")
+    m = res["median"]
+    lines += [f"| median | {m['mean']:.1f} | | {m['meta_env_steps']:,.0f} | {_steps(m['gtn_steps_to_target'])} | "
+              f"{_steps(m['a2c_steps_to_target'])} | | |", "",
+              f"![{stem}_fig8](figures/{stem}_fig8.png)", "", f"![{stem}_pairs](figures/{stem}_pairs.png)"]
+    return "\n".join(lines)
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main(argv=None) -> int:
+    ap = plan_parser(__doc__, PLANS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--target", type=float, default=190.0, help="return whose first crossing is reported")
+    ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
+    ap.add_argument("--runs", type=Path, default=None, help="run folders (default runs/repro_cartpole_<plan>)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the networks are tiny)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    runs = args.runs or REPO / "runs" / f"repro_cartpole_{args.plan}"
+    start, summaries, rows = time.perf_counter(), [], []
+    for seed in args.seeds:
+        cfg = CartPoleConfig.sized(PLANS[args.plan], seed=seed, device=args.device)
+        s = run_cartpole(cfg, runs / f"seed{seed}", target=args.target, figures=False)
+        summaries.append(s)
+        rows.append({"seed": seed, "mean": s["final"]["mean"], "std": s["final"]["std"], "solved": s["final"]["solved"],
+                     "meta_env_steps": s["meta_env_steps"], "gtn_steps_to_target": s["gtn_steps_to_target"],
+                     "a2c_steps_to_target": s["a2c_steps_to_target"],
+                     "a2c_final": s["a2c_curve"][-1]["return"] if s["a2c_curve"] else float("nan"),
+                     "meta_seconds": s["meta_seconds_this_call"], "policy_means": s["final"]["policy_means"]})
+        print(f"seed {seed}: {rows[-1]['mean']:.1f} +- {rows[-1]['std']:.1f}; steps to {args.target:.0f}: GTN "
+              f"{_steps(s['gtn_steps_to_target'])}, A2C {_steps(s['a2c_steps_to_target'])}", flush=True)
+    import gymnasium
+
+    stem = f"repro_cartpole_{args.plan}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
+    first = build_cartpole(CartPoleConfig.sized(PLANS[args.plan], seed=args.seeds[0], device=args.device),
+                           progress=False)
+    first.trainer.load(runs / f"seed{args.seeds[0]}" / "checkpoint.pt")
+    figures = {"fig8": plot_figure8(summaries), "pairs": plot_pairs(first.teacher, first.curriculum)}
+    for suffix, fig in figures.items():
+        fig.savefig(args.out / f"{stem}_{suffix}.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    res = {"plan": args.plan, "env": environment(args.device), "gymnasium": gymnasium.__version__,
+           "seconds": time.perf_counter() - start, "config": summaries[0]["config"], "target": args.target,
+           "seeds": rows, "median": {k: _median([r[k] for r in rows]) for k in
+                                     ("mean", "meta_env_steps", "gtn_steps_to_target", "a2c_steps_to_target")},
+           "curves": {r["seed"]: {"gtn": s["gtn_curve"], "a2c": s["a2c_curve"]} for r, s in zip(rows, summaries)},
+           "figures": [f"{stem}_{k}.png" for k in figures]}
+    write_json(args.out / f"{stem}.json", res)
+    text = fragment(res, stem)
+    (args.out / f"{stem}.md.txt").write_text(text)
+    if is_docs_folder(args.out):
+        update_docs(stem, text)
+    print(text)
+    print(f"done in {res['seconds'] / 60:.1f} min; results in {args.out}/{stem}.*")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`gtn-edu rl`: meta-train a CartPole GTN, score fresh one-step policies, run the A2C control.
+
+    gtn-edu rl --quick --out runs/cartpole          # 2-core CPU: a few minutes
+    gtn-edu rl --resume --out runs/cartpole         # continue an interrupted run exactly
+
+Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` and
+`episode.png` into `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from .config import CartPoleConfig
+
+__all__ = ["add_parser", "run"]
+
+_OPTIONS = {"seed": int, "outer_steps": int, "num_envs": int, "max_steps": int, "outer_lr": float,
+            "a2c_env_steps": int, "eval_policies": int, "device": str}
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Add the `rl` subcommand to the `gtn-edu` parser's subparsers."""
+    p = sub.add_parser("rl", help="CartPole (appendix H): a GTN that teaches a policy in one SGD step",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick",
+                      help="the CPU size (the default): 200 outer iterations of 32 episodes")
+    size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="seconds: for tests")
+    size.add_argument("--paper", dest="size", action="store_const", const="paper",
+                      help="longer: 1000 outer iterations of 64 episodes, no weight norm")
+    p.add_argument("--out", default="runs/cartpole", help="the run folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with the settings it was started with")
+    p.add_argument("--checkpoint-every", type=int, default=25, metavar="N", help="outer iterations between checkpoints")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
+    for name, typ in _OPTIONS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None,
+                       help=f"CartPoleConfig.{name} (default: the size's)")
+    p.set_defaults(size=None)
+    return p
+
+
+def _config(args: argparse.Namespace) -> CartPoleConfig:
+    given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
+    ckpt = Path(args.out) / "checkpoint.pt"
+    if not args.resume:
+        return CartPoleConfig.sized(args.size or "quick", **given)
+    if not ckpt.exists():
+        raise ValueError(f"--resume: no checkpoint.pt in {args.out}; give the --out folder of the run to continue")
+    cfg = CartPoleConfig.from_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["config"])
+    differ = {k: (getattr(cfg, k), v) for k, v in given.items() if getattr(cfg, k) != v}
+    if differ or args.size:
+        said = ", ".join(f"{k} (saved {a!r}, given {b!r})" for k, (a, b) in differ.items()) or f"--{args.size}"
+        raise ValueError(f"--resume continues a run with the settings it was started with; these differ: {said}. "
+                         "Leave them out, or start a new run without --resume.")
+    return cfg
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run `gtn-edu rl`; returns the summary it writes."""
+    from .experiment import run_cartpole
+
+    cfg = _config(args)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+    print(f"CartPole GTN: {cfg.outer_steps} outer iterations of {cfg.num_envs} episodes (cap {cfg.max_steps}), "
+          f"{cfg.inner_steps} inner step(s) on {cfg.inner_batch} generated pairs, device {cfg.device}"
+          + (f"; resuming from {args.out}" if args.resume else ""))
+    start = time.perf_counter()
+    s = run_cartpole(cfg, args.out, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                     figures=not args.no_figures)
+    f = s["final"]
+    print(f"fresh policies after {cfg.inner_steps} SGD step(s) on the GTN's data: {f['mean']:.1f} +- {f['std']:.1f} "
+          f"of {f['max_steps']} ({f['policies']} policies x {f['episodes']} greedy episodes); meta-training played "
+          f"{s['meta_env_steps']} environment steps")
+    if s["a2c_curve"]:
+        last = s["a2c_curve"][-1]
+        print(f"A2C control: {last['return']:.1f} after {last['env_steps']} environment steps; steps to reach "
+              f"{s['target']:.0f}: GTN {s['gtn_steps_to_target']}, A2C {s['a2c_steps_to_target']}")
+    print(f"done in {time.perf_counter() - start:.0f} s; summary and figures in {args.out}/")
+    return s
+

@@ -1,0 +1,223 @@
+"""CartPole GTN (gtn_edu.rl): episodes, the policy-gradient objective and its gradients, seeding, resume."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from gtn_edu import UnrolledSGD
+from gtn_edu.cli import main
+from gtn_edu.rl import (
+    A2CObjective,
+    CartPoleConfig,
+    Episodes,
+    PairTeacher,
+    PolicyLearner,
+    PolicySpace,
+    build_cartpole,
+    one_step_returns,
+    play,
+    policy_gradient_loss,
+    require_gymnasium,
+    train_a2c,
+)
+from gtn_edu.teacher import TensorBatches
+
+TINY = CartPoleConfig.sized("tiny")
+
+
+def test_play_masks_and_lengths():
+    eps = play(lambda o: torch.zeros(len(o), dtype=torch.long), 3, seed=0, max_steps=50)  # always push left
+    assert eps.obs.shape[1:] == (3, 4) and eps.actions.shape == eps.alive.shape
+    assert torch.equal(eps.lengths, eps.alive.sum(0)) and eps.steps == int(eps.lengths.sum())
+    assert (eps.lengths < 20).all()  # pushing one way drops the pole within a few dozen steps
+    assert (eps.obs[~eps.alive] == 0).all()  # padding after an episode ends holds zeros
+    # alive is a prefix: once an episode ends it stays ended
+    assert (eps.alive[1:] <= eps.alive[:-1]).all()
+    again = play(lambda o: torch.zeros(len(o), dtype=torch.long), 3, seed=0, max_steps=50)
+    assert torch.equal(eps.obs, again.obs)
+
+
+def test_episode_cap():
+    eps = play(lambda o: (o[:, 2] + 0.5 * o[:, 3] > 0).long(), 2, seed=1, max_steps=25)  # a good hand policy
+    assert eps.lengths.tolist() == [25, 25] and eps.obs.shape[0] == 25
+
+
+def test_returns_to_go_by_hand():
+    alive = torch.tensor([[1, 1], [1, 0], [1, 0]], dtype=torch.bool)  # lengths 3 and 1
+    eps = Episodes(torch.zeros(3, 2, 4), torch.zeros(3, 2, dtype=torch.long), alive, alive.sum(0), 3)
+    R = eps.returns_to_go(gamma=0.5)
+    assert torch.allclose(R, torch.tensor([[1.75, 1.0], [1.5, 0.0], [1.0, 0.0]]))
+
+
+def test_policy_gradient_loss_matches_hand_derivation():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    actions, adv = torch.tensor([0, 1, 1, 0, 1, 0]), torch.randn(6, dtype=torch.float64)
+    loss = policy_gradient_loss(logits.log_softmax(-1), actions, adv)
+    (grad,) = torch.autograd.grad(loss, logits)
+    # d/dz_i of -(1/M) A_i log softmax(z_i)[a_i] = -(onehot(a_i) - softmax(z_i)) A_i / M
+    hand = -(torch.nn.functional.one_hot(actions, 2) - logits.softmax(-1)) * adv[:, None] / 6
+    assert torch.allclose(grad, hand.detach())
+    assert torch.autograd.gradcheck(lambda z: policy_gradient_loss(z.log_softmax(-1), actions, adv), (logits,))
+
+
+def test_advantages_do_not_carry_gradient():
+    logits = torch.zeros(2, 2, requires_grad=True)
+    adv = torch.ones(2, requires_grad=True)
+    policy_gradient_loss(logits.log_softmax(-1), torch.tensor([0, 1]), adv).backward()
+    assert adv.grad is None
+
+
+def _tiny_meta_problem(mode: str):
+    """A float64 CartPole meta-problem: teacher -> one SGD step -> surrogate on fixed episodes."""
+    torch.manual_seed(1)
+    teacher = PairTeacher(latent_dim=3, hidden=(5, 5)).double()
+    curriculum = teacher.curriculum(batch_size=8).double()
+    learner = PolicyLearner(hidden=6).double()
+    sgd = UnrolledSGD(0.3, 0.5, mode=mode).double()
+    objective = A2CObjective(num_envs=3, max_steps=12).double()
+    episodes = objective.collect(learner, learner.init_state(), torch.Generator().manual_seed(0))
+    episodes.obs = episodes.obs.double()
+    _, _, adv = objective.advantages(episodes)
+    batches = teacher.batches(curriculum)
+
+    def meta_loss(*tensors):
+        b = TensorBatches(batches.steps, tensors, batches.make, batches.labels)
+        state = sgd.unroll(learner, b)
+        return objective.surrogate(learner, state, episodes, adv)
+
+    return meta_loss, tuple(t.detach().clone().requires_grad_() for t in batches.tensors), episodes
+
+
+@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+def test_one_step_meta_gradient_matches_finite_differences(mode):
+    meta_loss, inputs, episodes = _tiny_meta_problem(mode)
+    assert episodes.steps > 3
+    assert torch.autograd.gradcheck(meta_loss, inputs, eps=1e-6, atol=1e-5)
+
+
+def test_checkpoint_equals_full_on_the_policy_gradient():
+    grads = []
+    for mode in ("full", "checkpoint"):
+        meta_loss, inputs, _ = _tiny_meta_problem(mode)
+        grads.append(torch.autograd.grad(meta_loss(*inputs), inputs))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_policy_learner_rejects_class_labels():
+    learner = PolicyLearner(8)
+    with pytest.raises(ValueError, match="PairTeacher"):
+        learner.inner_loss(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_pair_teacher_shapes_and_curriculum_check():
+    teacher = PairTeacher(latent_dim=4, hidden=(8, 8))
+    batches = teacher.batches(teacher.curriculum(batch_size=16, steps=2))
+    s, y = batches.batch(1, batches.tensors)
+    assert s.shape == (16, 4) and y.shape == (16, 2) and batches.steps == 2
+    with pytest.raises(ValueError, match="latent_dim"):
+        teacher.batches(PairTeacher(latent_dim=5).curriculum(8))
+
+
+def _records(cfg, n):
+    run = build_cartpole(cfg, progress=False)
+    run.trainer.fit(n)
+    return run, [{k: v for k, v in r.items() if k != "seconds"} for r in run.trainer.history]
+
+
+def test_same_seed_same_returns_other_seed_other_returns():
+    _, a = _records(TINY, 2)
+    _, b = _records(TINY, 2)
+    _, c = _records(CartPoleConfig.sized("tiny", seed=1), 2)
+    assert a == b
+    assert [r["meta_loss"] for r in a] != [r["meta_loss"] for r in c]
+    s1 = one_step_returns(*_pieces(), policies=2, episodes=3, seed=0, max_steps=30)
+    s2 = one_step_returns(*_pieces(), policies=2, episodes=3, seed=0, max_steps=30)
+    assert torch.equal(s1.returns, s2.returns) and s1.returns.shape == (2, 3)
+
+
+def _pieces():
+    torch.manual_seed(0)
+    teacher = PairTeacher(latent_dim=4, hidden=(8, 8))
+    return teacher, teacher.curriculum(16), UnrolledSGD(0.1, 0.5, mode="full"), PolicySpace((8, 8))
+
+
+def test_resume_restores_value_network_exactly(tmp_path):
+    straight, want = _records(TINY, 4)
+    first, _ = _records(TINY, 2)
+    first.trainer.save(tmp_path / "c.pt")
+    resumed = build_cartpole(TINY, progress=False)
+    resumed.trainer.load(tmp_path / "c.pt")
+    assert int(resumed.objective.env_steps) == int(first.objective.env_steps) > 0
+    resumed.trainer.fit(2)
+    got = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.trainer.history]
+    assert got == want
+    for p, q in zip(straight.objective.value.parameters(), resumed.objective.value.parameters()):
+        assert torch.equal(p, q)
+    sa, sb = straight.objective.value_opt.state_dict(), resumed.objective.value_opt.state_dict()
+    assert all(torch.equal(sa["state"][k]["exp_avg"], sb["state"][k]["exp_avg"]) for k in sa["state"])
+
+
+def test_value_network_learns_the_returns():
+    obj = A2CObjective(num_envs=4, max_steps=40, value_steps=200, value_lr=0.01)
+    eps = play(lambda o: (o[:, 2] > 0).long(), 4, seed=3, max_steps=40)
+    obs, returns, _ = obj.advantages(eps)
+    before = float((obj.value(obs) - returns).square().mean().detach())
+    after = obj.fit_value(obs, returns)
+    assert after < 0.2 * before
+
+
+def test_meta_training_improves_one_step_policies():
+    """A short run must lift fresh one-step policies far above what the untrained teacher gives them."""
+    cfg = CartPoleConfig.sized("tiny", outer_steps=25, num_envs=8, max_steps=60, inner_batch=128,
+                               outer_lr=0.02, lr_schedule="constant")
+    untrained = build_cartpole(cfg, progress=False).score(policies=6, episodes=4)
+    run, _ = _records(cfg, 25)
+    trained = run.score(policies=6, episodes=4)
+    assert trained.mean > 40 and trained.mean > 2 * untrained.mean, (str(untrained), str(trained))
+
+
+def test_a2c_control_spends_its_budget_and_learns():
+    recs = train_a2c(6000, num_envs=8, max_steps=100, eval_every=2, progress=False)
+    assert recs[0]["env_steps"] == 0 and recs[-1]["env_steps"] >= 6000
+    assert [r["env_steps"] for r in recs] == sorted(r["env_steps"] for r in recs)
+    assert max(r["return"] for r in recs[1:]) > 3 * recs[0]["return"]
+
+
+def test_missing_gymnasium_names_the_extra(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "gymnasium", None)  # makes `import gymnasium` raise ImportError
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[rl\]"'):
+        require_gymnasium()
+    with pytest.raises(ImportError, match="gymnasium"):
+        A2CObjective(num_envs=2)
+    assert main(["rl", "--tiny", "--no-figures", "--out", str(tmp_path)]) == 2
+    assert '.[rl]' in capsys.readouterr().err
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="num_envs"):
+        CartPoleConfig(num_envs=0)
+    with pytest.raises(ValueError, match="gamma"):
+        CartPoleConfig(gamma=1.5)
+    with pytest.raises(ValueError, match="size"):
+        CartPoleConfig.sized("huge")
+    assert CartPoleConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_cli_tiny_run_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["rl", "--tiny", "--no-figures", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["final"]["policies"] == TINY.eval_policies and summary["meta_env_steps"] > 0
+    assert summary["a2c_curve"][-1]["env_steps"] >= TINY.a2c_env_steps
+    assert len((out / "log.jsonl").read_text().splitlines()) == TINY.outer_steps
+    assert main(["rl", "--resume", "--no-figures", "--out", str(out)]) == 0  # nothing left to train: rescored
+    again = json.loads((out / "summary.json").read_text())
+    assert again["final"] == summary["final"]
+    assert main(["rl", "--resume", "--seed", "5", "--out", str(out)]) == 2
+    assert "settings it was started with" in capsys.readouterr().err
