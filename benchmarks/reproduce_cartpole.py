@@ -11,13 +11,15 @@ episodes capped at 200 steps as in the paper), and the A2C control trained from 
 It reports, per seed and as medians over seeds: the final score, the environment steps
 meta-training played, and the steps after which each method's learning curve first
 reached the target return (190 of 200 by default). Runs are kept (resumable) in
-`runs/repro_cartpole_<plan>/seed<k>/`. Outputs in `--out`: `repro_cartpole_<plan>.json`,
+`runs/repro_cartpole_<plan>/seed<k>/`; `--replot` redraws the figures and the markdown
+from the stored JSON and those folders without running anything. Outputs in `--out`: `repro_cartpole_<plan>.json`,
 the figures `_fig8.png` and `_pairs.png`, and a markdown fragment pasted into
 docs/benchmarks.md when `--out` is docs/figures.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -30,6 +32,7 @@ from gtn_edu.rl import CartPoleConfig, build_cartpole, run_cartpole
 from gtn_edu.rl.plots import plot_figure8, plot_pairs
 
 PLANS = {"smoke": "tiny", "quick": "quick", "paper": "paper"}
+MEDIANS = ("mean", "meta_env_steps", "gtn_steps_to_target", "a2c_steps_to_target")
 
 
 def _steps(x) -> str:
@@ -59,15 +62,22 @@ def fragment(res: dict, stem: str) -> str:
                      f"{r['meta_env_steps']:,} | {_steps(r['gtn_steps_to_target'])} | "
                      f"{_steps(r['a2c_steps_to_target'])} | {r['a2c_final']:.1f} | {r['meta_seconds']:.0f} |")
     m = res["median"]
-    lines += [f"| median | {m['mean']:.1f} | | {m['meta_env_steps']:,.0f} | {_steps(m['gtn_steps_to_target'])} | "
-              f"{_steps(m['a2c_steps_to_target'])} | | |", "",
+    lines += [f"| median | {_median_cell(m['mean'], '{:.1f}')} | | {_median_cell(m['meta_env_steps'])} | "
+              f"{_median_cell(m['gtn_steps_to_target'])} | {_median_cell(m['a2c_steps_to_target'])} | | |", "",
               f"![{stem}_fig8](figures/{stem}_fig8.png)", "", f"![{stem}_pairs](figures/{stem}_pairs.png)"]
     return "\n".join(lines)
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def _median(values) -> dict:
+    """Median of the values that exist (None: a target never reached), and how many there were."""
+    got = [v for v in values if v is not None]
+    return {"median": statistics.median(got) if got else None, "n": len(got), "of": len(values)}
+
+
+def _median_cell(m: dict, fmt: str = "{:,.0f}") -> str:
+    if m["median"] is None:
+        return "not reached"
+    return fmt.format(m["median"]) + (f" ({m['n']} of {m['of']} seeds)" if m["n"] < m["of"] else "")
 
 
 def main(argv=None) -> int:
@@ -78,9 +88,44 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
     ap.add_argument("--runs", type=Path, default=None, help="run folders (default runs/repro_cartpole_<plan>)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the networks are tiny)")
+    ap.add_argument("--replot", action="store_true",
+                    help="redraw the figures and the markdown from the stored JSON and run folders; run nothing")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     runs = args.runs or REPO / "runs" / f"repro_cartpole_{args.plan}"
+    stem = f"repro_cartpole_{args.plan}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        res = json.loads((args.out / f"{stem}.json").read_text())
+        res["median"] = {k: _median([r[k] for r in res["seeds"]]) for k in MEDIANS}
+    else:
+        res = measure(args, runs)
+    cap = res["config"]["max_steps"]
+    curves = [{"gtn_curve": c["gtn"], "a2c_curve": c["a2c"], "final": {"max_steps": cap}}
+              for c in res["curves"].values()]
+    first_seed = res["seeds"][0]["seed"]
+    first = build_cartpole(CartPoleConfig.from_dict({**res["config"], "seed": first_seed}), progress=False)
+    first.trainer.load(runs / f"seed{first_seed}" / "checkpoint.pt")
+    plt = pyplot()
+    figures = {"fig8": plot_figure8(curves), "pairs": plot_pairs(first.teacher, first.curriculum)}
+    for suffix, fig in figures.items():
+        fig.savefig(args.out / f"{stem}_{suffix}.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    res["figures"] = [f"{stem}_{k}.png" for k in figures]
+    write_json(args.out / f"{stem}.json", res)
+    text = fragment(res, stem)
+    (args.out / f"{stem}.md.txt").write_text(text)
+    if is_docs_folder(args.out):
+        update_docs(stem, text)
+    print(text)
+    print(f"done; the runs took {res['seconds'] / 60:.1f} min; results in {args.out}/{stem}.*")
+    return 0
+
+
+def measure(args, runs: Path) -> dict:
+    """Run (or resume) every seed's `run_cartpole`; the numbers of the JSON."""
+    import gymnasium
+
     start, summaries, rows = time.perf_counter(), [], []
     for seed in args.seeds:
         cfg = CartPoleConfig.sized(PLANS[args.plan], seed=seed, device=args.device)
@@ -90,35 +135,13 @@ def main(argv=None) -> int:
                      "meta_env_steps": s["meta_env_steps"], "gtn_steps_to_target": s["gtn_steps_to_target"],
                      "a2c_steps_to_target": s["a2c_steps_to_target"],
                      "a2c_final": s["a2c_curve"][-1]["return"] if s["a2c_curve"] else float("nan"),
-                     "meta_seconds": s["meta_seconds_this_call"], "policy_means": s["final"]["policy_means"]})
+                     "meta_seconds": s["meta_seconds"], "policy_means": s["final"]["policy_means"]})
         print(f"seed {seed}: {rows[-1]['mean']:.1f} +- {rows[-1]['std']:.1f}; steps to {args.target:.0f}: GTN "
               f"{_steps(s['gtn_steps_to_target'])}, A2C {_steps(s['a2c_steps_to_target'])}", flush=True)
-    import gymnasium
-
-    stem = f"repro_cartpole_{args.plan}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    plt = pyplot()
-    first = build_cartpole(CartPoleConfig.sized(PLANS[args.plan], seed=args.seeds[0], device=args.device),
-                           progress=False)
-    first.trainer.load(runs / f"seed{args.seeds[0]}" / "checkpoint.pt")
-    figures = {"fig8": plot_figure8(summaries), "pairs": plot_pairs(first.teacher, first.curriculum)}
-    for suffix, fig in figures.items():
-        fig.savefig(args.out / f"{stem}_{suffix}.png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-    res = {"plan": args.plan, "env": environment(args.device), "gymnasium": gymnasium.__version__,
-           "seconds": time.perf_counter() - start, "config": summaries[0]["config"], "target": args.target,
-           "seeds": rows, "median": {k: _median([r[k] for r in rows]) for k in
-                                     ("mean", "meta_env_steps", "gtn_steps_to_target", "a2c_steps_to_target")},
-           "curves": {r["seed"]: {"gtn": s["gtn_curve"], "a2c": s["a2c_curve"]} for r, s in zip(rows, summaries)},
-           "figures": [f"{stem}_{k}.png" for k in figures]}
-    write_json(args.out / f"{stem}.json", res)
-    text = fragment(res, stem)
-    (args.out / f"{stem}.md.txt").write_text(text)
-    if is_docs_folder(args.out):
-        update_docs(stem, text)
-    print(text)
-    print(f"done in {res['seconds'] / 60:.1f} min; results in {args.out}/{stem}.*")
-    return 0
+    return {"plan": args.plan, "env": environment(args.device), "gymnasium": gymnasium.__version__,
+            "seconds": time.perf_counter() - start, "config": summaries[0]["config"], "target": args.target,
+            "seeds": rows, "median": {k: _median([r[k] for r in rows]) for k in MEDIANS},
+            "curves": {r["seed"]: {"gtn": s["gtn_curve"], "a2c": s["a2c_curve"]} for r, s in zip(rows, summaries)}}
 
 
 if __name__ == "__main__":

@@ -198,9 +198,13 @@ def test_reproduce_cartpole_smoke(tmp_path):
     _run("reproduce_cartpole.py", *args)
     res = json.loads((tmp_path / "out" / "repro_cartpole_smoke.json").read_text())
     assert [r["seed"] for r in res["seeds"]] == [0, 1] and res["config"]["outer_steps"] == 3
-    assert res["median"]["meta_env_steps"] == statistics.median(r["meta_env_steps"] for r in res["seeds"])
+    assert res["median"]["meta_env_steps"]["median"] == statistics.median(r["meta_env_steps"] for r in res["seeds"])
     assert all(0 < r["mean"] <= res["config"]["max_steps"] for r in res["seeds"])
     for fig in ("fig8", "pairs"):
         assert (tmp_path / "out" / f"repro_cartpole_smoke_{fig}.png").stat().st_size > 0
     text = (tmp_path / "out" / "repro_cartpole_smoke.md.txt").read_text()
     assert "| median |" in text and "fresh one-step policies" in text
+    before = (tmp_path / "out" / "repro_cartpole_smoke.json").read_text()
+    _run("reproduce_cartpole.py", *args, "--replot")  # redraws from the JSON, runs nothing
+    assert json.loads((tmp_path / "out" / "repro_cartpole_smoke.json").read_text())["seeds"] == res["seeds"]
+    assert before.count('"seed"') == (tmp_path / "out" / "repro_cartpole_smoke.json").read_text().count('"seed"')

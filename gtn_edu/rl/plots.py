@@ -55,6 +55,7 @@ def plot_figure8(summary: dict | list[dict]):
         a.set_ylim(0, cap * 1.05)
         a.set_ylabel(f"return (frames balanced, of {cap})")
     ax.set_xscale("symlog", linthresh=1000)
+    ax.set_xlim(left=0)
     ax.set_xlabel("environment steps spent training (symlog)")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Figure 8: return against simulator steps")
