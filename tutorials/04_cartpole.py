@@ -91,7 +91,8 @@ print(f"gtn_edu {gtn_edu.__version__}, torch {torch.__version__}, gymnasium {gym
 # episode, and the lengths, which are the returns.
 
 # %%
-random_policy = play(lambda obs: torch.randint(2, (len(obs),)), 20, seed=0, max_steps=cfg.max_steps)
+coin = torch.Generator().manual_seed(0)
+random_policy = play(lambda obs: torch.randint(2, (len(obs),), generator=coin), 20, seed=0, max_steps=cfg.max_steps)
 # Push towards the side the pole is falling to: a one-line controller.
 by_hand = play(lambda obs: (obs[:, 2] + 0.5 * obs[:, 3] > 0).long(), 20, seed=0, max_steps=cfg.max_steps)
 print(f"random actions: {random_policy.lengths.float().mean():.1f} frames on average; "
@@ -185,8 +186,8 @@ target = 0.95 * cfg.max_steps
 gtn_at = first_reaching([(p["env_steps"], p["return"]) for p in gtn_curve], target)
 a2c_at = first_reaching([(p["env_steps"], p["return"]) for p in a2c], target)
 for name, at in (("GTN", gtn_at), ("A2C", a2c_at)):
-    print(f"{name}: first curve point at >= {target:.0f} after "
-          + (f"{at:,} environment steps" if at is not None else "none of its environment steps (never reached)"))
+    print(f"{name}: " + (f"first curve point at >= {target:.0f} after {at:,} environment steps" if at is not None
+                         else f"no point of its curve reached {target:.0f}"))
 plot_figure8(summary)
 plt.show()
 
