@@ -98,7 +98,8 @@ def play(act: Callable[[Tensor], Tensor], num_envs: int, *, seed: int, max_steps
         num_envs: episodes to play at once.
         seed: seeds the environments' start states (same seed and policy: same episodes).
         max_steps: episode cap (200: the paper's).
-        envs: reuse environments from `make_envs(num_envs, max_steps)` (else new ones).
+        envs (gymnasium.vector.VectorEnv | None): environments from `make_envs(num_envs, max_steps)` to
+            reuse (None: new ones).
     """
     envs = make_envs(num_envs, max_steps) if envs is None else envs
     if envs.num_envs != num_envs:
