@@ -1,6 +1,6 @@
 """Figure 8 (appendix H): CartPole taught in one SGD step by a GTN, against an A2C control.
 
-    python benchmarks/reproduce_cartpole.py --quick              # 2-core CPU: ~3 min a seed
+    python benchmarks/reproduce_cartpole.py --quick              # 2-core CPU: ~2 min a seed
     python benchmarks/reproduce_cartpole.py --paper --device cuda
     python benchmarks/reproduce_cartpole.py --smoke --out /tmp/x  # seconds (the tests)
 

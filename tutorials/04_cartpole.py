@@ -38,7 +38,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations, 4 short episodes each | any CPU, seconds (tests, CI) |
-# | `quick` (default) | 200 outer iterations of 32 episodes; A2C control: 300k steps | 2-core CPU: about 3 minutes |
+# | `quick` (default) | 200 outer iterations of 32 episodes; A2C control: 300k steps | 2-core CPU: about 2 minutes |
 # | `paper` | 1000 outer iterations of 64 episodes, no weight norm; A2C: 1M steps | CPU or GPU; not timed yet |
 #
 # (`CartPoleConfig.sized(SIZE)` holds the settings; the episodes run on the CPU at every size.)

@@ -1,6 +1,6 @@
 """`gtn-edu rl`: meta-train a CartPole GTN, score fresh one-step policies, run the A2C control.
 
-    gtn-edu rl --quick --out runs/cartpole          # 2-core CPU: a few minutes
+    gtn-edu rl --quick --out runs/cartpole          # 2-core CPU: under 2 minutes
     gtn-edu rl --resume --out runs/cartpole         # continue an interrupted run exactly
 
 Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` and
@@ -77,11 +77,13 @@ def run(args: argparse.Namespace) -> dict:
     f = s["final"]
     print(f"fresh policies after {cfg.inner_steps} SGD step(s) on the GTN's data: {f['mean']:.1f} +- {f['std']:.1f} "
           f"of {f['max_steps']} ({f['policies']} policies x {f['episodes']} greedy episodes); meta-training played "
-          f"{s['meta_env_steps']} environment steps")
+          f"{s['meta_env_steps']:,} environment steps")
     if s["a2c_curve"]:
         last = s["a2c_curve"][-1]
-        print(f"A2C control: {last['return']:.1f} after {last['env_steps']} environment steps; steps to reach "
-              f"{s['target']:.0f}: GTN {s['gtn_steps_to_target']}, A2C {s['a2c_steps_to_target']}")
+        reach = {k: "not reached" if s[f"{k}_steps_to_target"] is None else f"{s[f'{k}_steps_to_target']:,}"
+                 for k in ("gtn", "a2c")}
+        print(f"A2C control: {last['return']:.1f} after {last['env_steps']:,} environment steps; steps until a "
+              f"learning-curve point reached {s['target']:.0f}: GTN {reach['gtn']}, A2C {reach['a2c']}")
     print(f"done in {time.perf_counter() - start:.0f} s; summary and figures in {args.out}/")
     return s
 
