@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 from metagrad_tables import fragment, plot, targets
-from metagrad_variants import META_VARIANTS, VARIANTS, available, build_problem, learner_summary
+from metagrad_variants import META_VARIANTS, VARIANTS, available, build_problem, learner_summary, missing_reason
 from report import DOCS_FIGURES, environment, is_docs_folder, update_docs, write_json
 
 TINY = dict(teacher_hidden=16, teacher_channels=4, teacher_conv=4, latent_dim=8, image=(1, 8, 8), num_classes=3,
@@ -294,6 +294,8 @@ def main(argv=None) -> int:
                "seed": args.seed}
     steps = sorted(set(args.steps))
     missing = [v for v in args.variants if not available(v)]
+    for v in missing:
+        print(f"skipping variant {v}: {missing_reason(v)}", flush=True)
     variants = [v for v in args.variants if available(v)]
     for v in ("plain", "gtn_full"):
         if v not in variants:

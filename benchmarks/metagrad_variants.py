@@ -36,7 +36,8 @@ from torch import Tensor
 from gtn_edu import ArchSpace, ConvLearner, Curriculum, LearnerState, Teacher, UnrolledSGD
 from gtn_edu.nn import LearnerBatchNorm
 
-__all__ = ["CostProblem", "build_problem", "VARIANTS", "META_VARIANTS", "available", "learner_summary"]
+__all__ = ["CostProblem", "build_problem", "VARIANTS", "META_VARIANTS", "available", "missing_reason",
+           "learner_summary"]
 
 Run = Callable[[], list[Tensor | None]]
 
@@ -242,5 +243,22 @@ _NEEDS = {"higher": "higher", "torchopt": "torchopt"}
 
 
 def available(name: str) -> bool:
-    """Whether the package a variant needs is installed (`pip install -e ".[bench]"`)."""
-    return name not in _NEEDS or importlib.util.find_spec(_NEEDS[name]) is not None
+    """Whether the package a variant needs imports here (`pip install -e ".[bench]"`).
+
+    An installed package that fails to import counts as missing: a bare GPU machine may
+    have torchopt without the graphviz it imports.
+    """
+    return missing_reason(name) is None
+
+
+def missing_reason(name: str) -> str | None:
+    """Why variant `name` cannot run here (None: it can)."""
+    if name not in _NEEDS:
+        return None
+    if importlib.util.find_spec(_NEEDS[name]) is None:
+        return f"{_NEEDS[name]} is not installed"
+    try:
+        importlib.import_module(_NEEDS[name])
+    except Exception as err:  # noqa: BLE001 - any import failure means: skip this peer
+        return f"{_NEEDS[name]} does not import ({type(err).__name__}: {err})"
+    return None

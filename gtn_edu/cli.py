@@ -27,9 +27,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from .config import GTNConfig, config_for, quick
 from .data import DataNotFoundError, load_dataset
+from .distributed import init_process_group, is_main, rank_and_world
 from .evaluate import few_step_accuracy
 from .experiment import build_arm
 from .meta import MetaLossDivergedError
@@ -158,12 +160,15 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
     if src is not None and src.exists():
         arm.trainer.load(src)
         # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
-        log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
-    else:  # a new run, or an arm the interrupted run had not started
+        if is_main():
+            log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
+    elif is_main():  # a new run, or an arm the interrupted run had not started
         log.unlink(missing_ok=True)
     remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
     arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
                     checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    if not is_main():  # under torchrun: rank 0 scores, draws and reports
+        return {}
     hist = arm.trainer.history
     res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
                             n_learners=cfg.eval_learners, seed=cfg.seed)  # its own streams ("eval/...")
@@ -187,7 +192,20 @@ def _parallel(args: argparse.Namespace, n_arms: int) -> bool:
 
 def train(args: argparse.Namespace) -> dict:
     """Run `gtn-edu train`; returns the summary it writes to `out/summary.json`."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and "RANK" in os.environ:  # launched by torchrun
+        args.device = str(init_process_group("gloo" if args.device == "cpu" else None))
+        args.parallel_arms = False
+    try:
+        return _train(args)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace) -> dict:
     _check_device(args.device)
+    main = is_main()
+    say = print if main else (lambda *a, **k: None)
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     cfg = _config(args)
@@ -197,10 +215,12 @@ def train(args: argparse.Namespace) -> dict:
     data = load_dataset(cfg.dataset, args.data_root, download=not args.no_download, device=args.device)
     arms = ["gtn"] + ([] if args.no_baseline else ["real"])
     parallel = _parallel(args, len(arms))
-    print(f"{cfg.dataset}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
-          f"device {args.device}, T={cfg.inner_steps}, batch {cfg.inner_batch}, {cfg.outer_steps} outer steps"
-          + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
-          + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
+    world = rank_and_world()[1]
+    say(f"{cfg.dataset}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
+        f"device {args.device}, T={cfg.inner_steps}, batch {cfg.inner_batch}, {cfg.outer_steps} outer steps"
+        + (f", {cfg.learners_per_step} learner(s) per step on each of {world} processes" if world > 1 else "")
+        + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
+        + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
     summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": bool(args.quick),
                "resumed_from": str(_resume_folder(args)) if args.resume else None,
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
@@ -219,6 +239,9 @@ def train(args: argparse.Namespace) -> dict:
             results = {kind: f.result() for kind, f in futures.items()}
     else:
         results = {kind: _train_arm(kind, cfg, data, args, out) for kind in arms}
+    if not main:
+        return {}
+    summary["world_size"] = world
     for kind in arms:
         res = results[kind]
         print(f"{kind:>4}: few-step TEST accuracy {res.pop('summary')} after {cfg.inner_steps} steps of batch "

@@ -51,6 +51,8 @@ class GTNConfig:
             (4-pixel padding) and horizontal flips (CIFAR-10, appendix A.2).
         outer_lr_schedule: "constant" (the paper) or "cosine" (anneal to 0 over outer_steps).
         eval_learners: fresh learners used to measure few-step accuracy.
+        learners_per_step: fresh learners per outer iteration, per process under torchrun
+            (the meta-gradient is their mean; the paper: 1).
         seed: seed for everything random.
     """
 
@@ -80,6 +82,7 @@ class GTNConfig:
     augment: bool = False
     outer_lr_schedule: str = "constant"
     eval_learners: int = 5
+    learners_per_step: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,7 +100,7 @@ class GTNConfig:
                 raise ValueError(msg)
         need(self.dataset in NUM_CLASSES, f"dataset must be one of {sorted(NUM_CLASSES)}, got {self.dataset!r}")
         for name in ("inner_steps", "inner_batch", "outer_batch", "latent_dim", "teacher_hidden",
-                     "teacher_channels", "teacher_conv_channels", "eval_learners"):
+                     "teacher_channels", "teacher_conv_channels", "eval_learners", "learners_per_step"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
         need(self.outer_steps >= 0, f"outer_steps must be >= 0, got {self.outer_steps}")

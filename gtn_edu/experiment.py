@@ -97,7 +97,8 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
                           outer_lr=cfg.outer_lr, hyper_lr=cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
                           meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
                           lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
-                          log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress)
+                          log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress,
+                          learners_per_step=cfg.learners_per_step)
     return Arm(kind, teacher, curriculum, sgd, arch, trainer)
 
 

@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from .arch_space import ArchSpace
 from .curriculum import Curriculum
+from .distributed import all_gather_objects, all_reduce_mean_, broadcast_, learner_streams, rank_and_world
 from .learner import Learner, LearnerState
 from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
-from .seeding import make_rng
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
@@ -93,9 +93,10 @@ class MetaTrainer:
         callbacks: `Callback` objects.
         config: a plain dict stored in checkpoints.
         progress: show a tqdm progress bar in `fit`.
-        learners_per_step: fresh learners per outer iteration; the meta-loss is the mean of
-            their meta-losses (and the logs the mean of theirs). More than 1 lowers the
-            variance of the meta-gradient (CartPole); the paper uses 1.
+        learners_per_step: fresh learners per outer iteration (per process under
+            torch.distributed); the meta-loss is the mean of their meta-losses (and the logs
+            the mean of theirs). Learner j draws from its own streams (`distributed.py`), so
+            k learners here equal k processes of one learner each. The paper uses 1.
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
@@ -114,11 +115,20 @@ class MetaTrainer:
         self.callbacks, self.config, self.progress = list(callbacks), config or {}, progress
         self.log_path = Path(log_path) if log_path else None
         self.device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
-        self.rng = make_rng(seed, "train/data", self.device)  # curriculum shuffles, real batches
-        self.arch_rng = make_rng(seed, "train/arch")  # CPU: architectures are sampled and built on the host
+        # Learner j of each iteration has its own streams (architectures on the CPU host; shuffles,
+        # real batches, episodes on the device); j counts across ranks under torch.distributed.
+        self.rank, self.world = rank_and_world()
+        self.learner_indices = [self.rank * learners_per_step + i for i in range(learners_per_step)]
+        streams = [learner_streams(seed, j, self.device) for j in self.learner_indices]
+        self.arch_rngs, self.rngs = [a for a, _ in streams], [d for _, d in streams]
+        self.rng, self.arch_rng = self.rngs[0], self.arch_rngs[0]  # this process's first learner's
+        if self.world > 1:
+            self.log_path = self.log_path if self.rank == 0 else None
+            self.progress = self.progress and self.rank == 0
         self.params = self._meta_parameters()
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
+        broadcast_(self.params)  # every rank starts from rank 0's teacher
         hyper = {id(p) for p in sgd.parameters()}
         hyper_lr = outer_lr if hyper_lr is None else hyper_lr
         groups = [{"params": [p for p in self.params if id(p) not in hyper]},
@@ -163,19 +173,28 @@ class MetaTrainer:
                 cb.on_inner_step(self, t, state, loss)
 
         losses, extras = [], []
-        for _ in range(self.learners_per_step):  # meta-loss = mean over fresh learners
-            learner = self.arch_space.sample(self.arch_rng).to(self.device)
-            batches = self.teacher.batches(self.curriculum, self.rng)
+        for arch_rng, rng in zip(self.arch_rngs, self.rngs):  # meta-loss = mean over fresh learners
+            learner = self.arch_space.sample(arch_rng).to(self.device)
+            batches = self.teacher.batches(self.curriculum, rng)
             states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
-            loss, extra = self.objective(learner, states, self.rng)
+            loss, extra = self.objective(learner, states, rng)
             losses.append(loss)
             extras.append(extra)
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
-        extra = {k: sum(float(e[k]) for e in extras) / len(extras) for k in extras[0]} if len(extras) > 1 else extras[0]
+        # What is logged: the mean over every learner of every rank (one small all-reduce).
+        logged = torch.tensor([loss.item(), *[sum(float(e[k]) for e in extras) / len(extras) for k in extras[0]]],
+                              dtype=torch.float64)
+        all_reduce_mean_([logged])
+        meta_loss, extra = logged[0].item(), dict(zip(extras[0], logged[1:].tolist()))
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            raise _diverged(f"meta-loss is {loss.item()}", self.iteration)
+        if not math.isfinite(meta_loss):  # the same value on every rank: all stop together
+            raise _diverged(f"meta-loss is {meta_loss}", self.iteration)
         loss.backward()
+        if self.world > 1:  # the meta-gradient averaged over the ranks before the (identical) Adam steps
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            all_reduce_mean_([p.grad for p in self.params])
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         if not torch.isfinite(grad_norm):
@@ -186,7 +205,7 @@ class MetaTrainer:
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
         self.optimizer.step()
-        record = {"iteration": self.iteration, "meta_loss": loss.item(), "grad_norm": grad_norm.item(),
+        record = {"iteration": self.iteration, "meta_loss": meta_loss, "grad_norm": grad_norm.item(),
                   "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
                   "lr": self.sgd.lr.detach().mean().item(), "momentum": self.sgd.momentum.detach().mean().item(),
                   **{k: float(v) for k, v in extra.items()}, "seconds": time.perf_counter() - start}
@@ -247,7 +266,8 @@ class MetaTrainer:
                 "state_dict": {"teacher": self.teacher.state_dict(), "curriculum": self.curriculum.state_dict(),
                                "sgd": self.sgd.state_dict(), "optimizer": self.optimizer.state_dict(),
                                "objective": self.objective.state_dict()},
-                "rng": {"data": self.rng.get_state(), "arch": self.arch_rng.get_state()},
+                "rng": {"data": self.rng.get_state(), "arch": self.arch_rng.get_state(),
+                        "learners": self._gathered_streams()},
                 "schedule": {"lr_schedule": self.lr_schedule, "total_steps": self.total_steps,
                              "base_lrs": list(self.base_lrs)},
                 "history": list(self.history)}
@@ -265,8 +285,16 @@ class MetaTrainer:
         self.objective.load_state_dict(sd.get("objective", {}))
         # Generator states must be CPU byte tensors, whatever device the checkpoint was mapped to.
         rng = ckpt["rng"]
-        self.rng.set_state(rng.get("data", rng.get("generator")).cpu())
-        self.arch_rng.set_state(rng["arch"].cpu())
+        saved = dict(rng.get("learners", {}))
+        saved.setdefault(0, {"data": rng.get("data", rng.get("generator")), "arch": rng["arch"]})
+        if sorted(saved) != list(range(self.world * self.learners_per_step)):
+            raise ValueError(f"the checkpoint holds the random streams of {len(saved)} learners per outer iteration but "
+                             f"this run has {self.world * self.learners_per_step} ({self.world} process(es) x "
+                             f"learners_per_step={self.learners_per_step}); resume with the learners_per_step and "
+                             "number of processes it was written with")
+        for j, arch_rng, data_rng in zip(self.learner_indices, self.arch_rngs, self.rngs):
+            data_rng.set_state(saved[j]["data"].cpu())
+            arch_rng.set_state(saved[j]["arch"].cpu())
         if "schedule" in ckpt:
             sched = ckpt["schedule"]
             self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
@@ -274,13 +302,25 @@ class MetaTrainer:
         self.history = list(ckpt.get("history", []))
         self.iteration = ckpt["iteration"]
 
+    def _gathered_streams(self) -> dict[int, dict[str, Tensor]]:
+        """The random-stream states of every learner of every rank, by global learner index."""
+        mine = {j: {"data": d.get_state(), "arch": a.get_state()}
+                for j, a, d in zip(self.learner_indices, self.arch_rngs, self.rngs)}
+        return {j: st for part in all_gather_objects(mine) for j, st in part.items()}
+
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint to `path` (atomically: an interrupted write leaves the old file)."""
+        """Write a checkpoint to `path` (atomically: an interrupted write leaves the old file).
+
+        Under torch.distributed every rank must call it (it gathers each rank's random
+        streams); rank 0 writes the file.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        ckpt = self.state_dict()
+        if self.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            torch.save(ckpt, tmp)
+            os.replace(tmp, path)
         return path
 
     def load(self, path: str | Path) -> None:

@@ -208,3 +208,35 @@ def test_reproduce_cartpole_smoke(tmp_path):
     _run("reproduce_cartpole.py", *args, "--replot")  # redraws from the JSON, runs nothing
     assert json.loads((tmp_path / "out" / "repro_cartpole_smoke.json").read_text())["seeds"] == res["seeds"]
     assert before.count('"seed"') == (tmp_path / "out" / "repro_cartpole_smoke.json").read_text().count('"seed"')
+
+
+def test_a_peer_that_does_not_import_is_skipped_with_a_reason(monkeypatch):
+    """A bare GPU machine may have torchopt without graphviz: the cost benchmark must skip it, not crash."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import metagrad_variants
+
+    real_import = metagrad_variants.importlib.import_module
+
+    def broken(name, *a, **k):
+        if name == "torchopt":
+            raise ModuleNotFoundError("No module named 'graphviz'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(metagrad_variants.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(metagrad_variants.importlib, "import_module", broken)
+    assert not metagrad_variants.available("torchopt")
+    assert "graphviz" in metagrad_variants.missing_reason("torchopt")
+    assert metagrad_variants.available("gtn_checkpoint") and metagrad_variants.missing_reason("plain") is None
+
+
+def test_step_cost_smoke(tmp_path):
+    """step_cost.py counts operations per step for the three phases and times both modes."""
+    _run("step_cost.py", "--smoke", "--repeats", "1", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "step_cost_smoke.json").read_text())
+    per = res["per_step"]
+    assert set(per) == {"forward step", "backward step", "full step"}
+    for d in per.values():
+        assert d["aten_ops"] >= d["leaf_ops"] >= d["compute_ops"] > 10
+    assert per["backward step"]["compute_ops"] > per["forward step"]["compute_ops"]  # recompute + backprop
+    assert all(s > 0 for s in res["seconds_per_outer_iteration"].values())
+    assert "| backward step |" in (tmp_path / "step_cost_smoke.md.txt").read_text()
