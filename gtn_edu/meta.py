@@ -288,10 +288,11 @@ class MetaTrainer:
         saved = dict(rng.get("learners", {}))
         saved.setdefault(0, {"data": rng.get("data", rng.get("generator")), "arch": rng["arch"]})
         if sorted(saved) != list(range(self.world * self.learners_per_step)):
-            raise ValueError(f"the checkpoint holds the random streams of {len(saved)} learners per outer iteration but "
-                             f"this run has {self.world * self.learners_per_step} ({self.world} process(es) x "
-                             f"learners_per_step={self.learners_per_step}); resume with the learners_per_step and "
-                             "number of processes it was written with")
+            total = self.world * self.learners_per_step
+            raise ValueError(f"the checkpoint holds the random streams of {len(saved)} learners per outer iteration, "
+                             f"but this run has {total} ({self.world} process(es) x learners_per_step="
+                             f"{self.learners_per_step}); resume with the learners_per_step and number of processes "
+                             "it was written with")
         for j, arch_rng, data_rng in zip(self.learner_indices, self.arch_rngs, self.rngs):
             data_rng.set_state(saved[j]["data"].cpu())
             arch_rng.set_state(saved[j]["arch"].cpu())

@@ -118,6 +118,14 @@ class UnrolledSGD(nn.Module):
         Returns:
             The new weights and momentum buffers, as dicts with the same keys.
         """
+        names = list(params)
+        if _flat_ok(names, params, grads, momentum_buffer):
+            # All tensors at once: one concatenated vector each, so one step costs a handful of
+            # operations instead of four per parameter tensor (and as few again in the backward pass).
+            sizes = [params[k].numel() for k in names]
+            m = beta * _flat(names, momentum_buffer) + _flat(names, grads)  # eq. (1), momentum buffer
+            p = _flat(names, params) - lr * m                               # eq. (1), weight update
+            return _unflat(names, params, p, sizes), _unflat(names, params, m, sizes)
         new_m = {k: beta * momentum_buffer[k] + grads[k] for k in params}  # eq. (1), momentum buffer
         new_p = {k: params[k] - lr * new_m[k] for k in params}              # eq. (1), weight update
         return new_p, new_m
@@ -190,3 +198,24 @@ class UnrolledSGD(nn.Module):
                 if t + 1 in keep:
                     kept.append(state)
         return kept if at is not None else kept[-1]
+
+
+def _flat_ok(names: list[str], *dicts: dict[str, Tensor]) -> bool:
+    """Whether the update can run on concatenated vectors: several tensors, contiguous, one dtype and device.
+
+    Channels-last weights (the NAS evaluations) keep the per-tensor rule, which preserves
+    their memory format.
+    """
+    if len(names) < 2:
+        return False
+    first = dicts[0][names[0]]
+    return all(d[k].is_contiguous() and d[k].dtype == first.dtype and d[k].device == first.device
+               for d in dicts for k in names)
+
+
+def _flat(names: list[str], d: dict[str, Tensor]) -> Tensor:
+    return torch.cat([d[k].reshape(-1) for k in names])
+
+
+def _unflat(names: list[str], like: dict[str, Tensor], flat: Tensor, sizes: list[int]) -> dict[str, Tensor]:
+    return {k: t.view(like[k].shape) for k, t in zip(names, flat.split(sizes))}
