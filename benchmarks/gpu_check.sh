@@ -4,9 +4,9 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [STAGE ...]
 #
-# STAGE: tests, checks, cost, repro (default: all four, about 12 minutes on an H100).
+# STAGE: tests, checks, steps, cost, repro (default: all five, about 13 minutes on an H100).
 # A machine that allows at most 10 minutes per command runs it in two calls:
-#   bash benchmarks/gpu_check.sh gpu_results tests checks cost   # ~4 min
+#   bash benchmarks/gpu_check.sh gpu_results tests checks steps cost   # ~5 min
 #   bash benchmarks/gpu_check.sh gpu_results repro               # 8 min
 # Environment: REPRO_SECONDS (default 480: the hard limit of the --full run),
 # COST_SECONDS (default 240), GTN_EDU_DATA (the MNIST folder; the repro stage is skipped
@@ -14,12 +14,12 @@
 # Every stage runs even if an earlier one failed; OUT_DIR/summary.txt lists exit codes.
 set -uo pipefail
 if [ $# -lt 1 ]; then
-  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|cost|repro ...]" >&2
+  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|steps|cost|repro ...]" >&2
   exit 2
 fi
 OUT="$(mkdir -p "$1" && cd "$1" && pwd)"
 shift
-STAGES="${*:-tests checks cost repro}"
+STAGES="${*:-tests checks steps cost repro}"
 cd "$(dirname "$0")/.."
 REPRO_SECONDS="${REPRO_SECONDS:-480}"
 COST_SECONDS="${COST_SECONDS:-240}"
@@ -54,6 +54,9 @@ for stage in $STAGES; do
       run tests timeout 300 "$PY" -m pytest -q -p no:cacheprovider ;;
     checks)
       run cuda_checks timeout 120 "$PY" benchmarks/cuda_checks.py --out "$OUT/cuda_checks.json" ;;
+    steps)
+      # Paper size, T=32: seconds per outer iteration (both modes) and CUDA kernels per inner step.
+      run step_cost timeout 180 "$PY" benchmarks/step_cost.py --device cuda --steps 32 --out "$OUT/step_cost" ;;
     cost)
       run metagrad_cost timeout "$COST_SECONDS" "$PY" benchmarks/metagrad_cost.py --device cuda \
         --steps 8 16 32 64 128 --repeats 3 --max-mem-gb 60 --max-run-s 30 --out "$OUT/metagrad" ;;
