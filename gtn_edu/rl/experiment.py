@@ -115,7 +115,7 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         if saved["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt} holds a run with other settings; give another folder, or resume=False "
-                             "(--fresh) to start over in this one")
+                             "(`gtn-edu rl` without --resume) to start over in this one")
         run.trainer.load_state_dict(saved)
         # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
         log.write_text("".join(json.dumps(r) + "\n" for r in run.trainer.history))
