@@ -215,6 +215,8 @@ def test_cli_tiny_run_and_resume(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final"]["policies"] == TINY.eval_policies and summary["meta_env_steps"] > 0
     assert summary["a2c_curve"][-1]["env_steps"] >= TINY.a2c_env_steps
+    curve = summary["gtn_curve"]  # scored after iteration 1, every eval_every, and at the end
+    assert [p["iteration"] for p in curve] == [1, 2, 3] and curve[0]["env_steps"] < curve[-1]["env_steps"]
     assert len((out / "log.jsonl").read_text().splitlines()) == TINY.outer_steps
     assert main(["rl", "--resume", "--no-figures", "--out", str(out)]) == 0  # nothing left to train: rescored
     again = json.loads((out / "summary.json").read_text())

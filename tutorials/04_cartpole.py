@@ -62,8 +62,8 @@ from gtn_edu.rl import (
     require_gymnasium,
     train_a2c,
 )
-from gtn_edu.rl.experiment import CurveCallback, first_reaching
-from gtn_edu.rl.plots import plot_episode, plot_figure8, plot_pairs
+from gtn_edu.rl.experiment import CurveCallback, first_reaching, learning_curve
+from gtn_edu.rl.plots import ANGLE_LIMIT, CART_LIMIT, plot_episode, plot_figure8, plot_pairs
 
 # %%
 SIZE = os.environ.get("GTN_EDU_TUTORIAL_SIZE", "quick")
@@ -145,7 +145,7 @@ run = build_cartpole(cfg)  # a fresh run (the cell above spent some episodes)
 run.trainer.callbacks.append(CurveCallback(run, cfg.eval_every, cfg.curve_policies, cfg.eval_episodes))
 start = time.perf_counter()
 run.trainer.fit(cfg.outer_steps, desc="CartPole GTN", checkpoint=OUT / "checkpoint.pt", checkpoint_every=50)
-curve = [r for r in run.trainer.history if "curve_return" in r]
+gtn_curve = learning_curve(run.trainer.history)  # the points CurveCallback scored
 seconds = sum(r["seconds"] for r in run.trainer.history)
 print(f"{run.trainer.iteration} outer iterations: {seconds:.0f} s of meta-training, "
       f"{time.perf_counter() - start:.0f} s with the learning-curve scoring; environment steps played: "
@@ -179,8 +179,6 @@ plt.show()
 # %%
 a2c = train_a2c(cfg.a2c_env_steps, num_envs=cfg.num_envs, lr=cfg.a2c_lr, hidden=cfg.policy_hidden,
                 max_steps=cfg.max_steps, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
-gtn_curve = [{"iteration": r["iteration"] + 1, "env_steps": int(r["env_steps"]), "return": r["curve_return"],
-              "std": r["curve_std"]} for r in curve]
 summary = {"gtn_curve": gtn_curve, "a2c_curve": a2c, "final": {"max_steps": cfg.max_steps}}
 target = 0.95 * cfg.max_steps
 gtn_at = first_reaching([(p["env_steps"], p["return"]) for p in gtn_curve], target)
@@ -205,10 +203,11 @@ plt.show()
 plot_pairs(run.teacher, run.curriculum)
 plt.show()
 with torch.no_grad():
-    s, y = run.teacher.batches(run.curriculum).batch(0, run.teacher.batches(run.curriculum).tensors)
+    batches = run.teacher.batches(run.curriculum)
+    s, y = batches.batch(0, batches.tensors)
     right = (y[:, 1] > y[:, 0]).float()
     agree = ((s[:, 2] + 0.5 * s[:, 3] > 0).float() == right).float().mean()
-    inside = ((s[:, 0].abs() < 2.4) & (s[:, 2].abs() < 0.2095)).float().mean()
+    inside = ((s[:, 0].abs() < CART_LIMIT) & (s[:, 2].abs() < ANGLE_LIMIT)).float().mean()
 print(f"{100 * inside:.0f}% of the generated states lie where a real episode can be (|x| < 2.4, |angle| < 0.21)")
 print("generated states, mean and sd per coordinate (cart x, cart v, angle, angular v):",
       [f"{m:.2f} +- {d:.2f}" for m, d in zip(s.mean(0).tolist(), s.std(0).tolist())])

@@ -27,7 +27,7 @@ from .objective import A2CObjective
 from .policy import PolicySpace
 from .teacher import PairTeacher
 
-__all__ = ["CartPoleRun", "build_cartpole", "run_cartpole", "first_reaching", "CurveCallback"]
+__all__ = ["CartPoleRun", "build_cartpole", "run_cartpole", "first_reaching", "learning_curve", "CurveCallback"]
 
 
 @dataclass
@@ -86,6 +86,12 @@ def build_cartpole(cfg: CartPoleConfig, *, log_path: str | Path | None = None, p
     return CartPoleRun(cfg, teacher, curriculum, sgd, space, objective, trainer)
 
 
+def learning_curve(history: list[dict]) -> list[dict]:
+    """The points `CurveCallback` added to a trainer's history: iterations done, environment steps, return, spread."""
+    return [{"iteration": r["iteration"] + 1, "env_steps": int(r["env_steps"]), "return": r["curve_return"],
+             "std": r["curve_std"]} for r in history if "curve_return" in r]
+
+
 def first_reaching(points: list[tuple[float, float]], target: float) -> float | None:
     """The first x of (x, y) points whose y reaches `target` (None if none does)."""
     return next((x for x, y in points if y >= target), None)
@@ -128,9 +134,7 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
     a2c = train_a2c(cfg.a2c_env_steps, num_envs=cfg.num_envs, lr=cfg.a2c_lr, hidden=cfg.policy_hidden,
                     gamma=cfg.gamma, value_lr=cfg.value_lr, value_steps=cfg.value_steps, max_steps=cfg.max_steps,
                     eval_episodes=cfg.eval_episodes, seed=cfg.seed, progress=progress) if cfg.a2c_env_steps else []
-    history = run.trainer.history
-    curve = [{"iteration": r["iteration"] + 1, "env_steps": int(r["env_steps"]), "return": r["curve_return"],
-              "std": r["curve_std"]} for r in history if "curve_return" in r]
+    curve = learning_curve(run.trainer.history)
     summary = {
         "config": cfg.to_dict(),
         "final": {"mean": final.mean, "std": final.std, "solved": final.solved,
