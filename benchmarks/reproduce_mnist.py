@@ -79,7 +79,7 @@ def make_plan(name: str) -> Plan:
         return Plan("quick", cfg, 80, 20, 3, 2000, 5, 80, (0.003, 0.01, 0.03), (4, 8), 20,
                     (cfg.inner_batch, 2 * cfg.inner_batch, 4 * cfg.inner_batch, 8 * cfg.inner_batch),
                     (cfg.inner_steps, 2 * cfg.inner_steps, 4 * cfg.inner_steps, 8 * cfg.inner_steps),
-                    (2, 4, 8), s_per_iter=2.0)
+                    (2, 4, 8), s_per_iter=1.0)
     cfg = replace(cfg, inner_steps=2, inner_batch=20, outer_batch=20, teacher_hidden=16, teacher_channels=4,
                   teacher_conv_channels=4, arch_scale=0.1, meta_loss_every=0, eval_learners=2)
     return Plan("smoke", cfg, 2, 1, 2, 300, 2, 2, (0.01,), (2,), 2, (20, 40), (2, 4), (2,), s_per_iter=0.02,

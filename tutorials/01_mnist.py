@@ -84,7 +84,7 @@ if SIZE == "tiny":
                       mode="full", eval_learners=2)
     device = "cpu"
 elif SIZE == "quick":
-    cfg = quick(MNISTConfig())  # T=16, smaller generator and learners
+    cfg = quick(MNISTConfig())  # T=4, smaller generator and learners, 400 outer iterations
     device = "cpu"
 elif SIZE == "paper":
     cfg = MNISTConfig()         # Table 2 of the paper
