@@ -31,7 +31,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, well under a minute (tests, CI) |
-# | `quick` (default) | `quick(MNISTConfig())`, as `--quick` | 2-core CPU: about 25 minutes (23 measured) |
+# | `quick` (default) | `quick(MNISTConfig())`, as `--quick` | 2-core CPU: 10 to 15 minutes (the note under the title has the stored run's time) |
 # | `paper` | `MNISTConfig()`: Table 2, T=32, 2000 outer iterations | one GPU (`cuda`), about 1 h per arm |
 #
 # Run it as a script (`GTN_EDU_TUTORIAL_SIZE=quick python tutorials/01_mnist.py`), or turn
@@ -333,7 +333,7 @@ assert same and abs(acc_again.mean - acc_gtn.mean) < 2e-3  # GPUs may differ in 
 # %% [markdown]
 # ## Where next
 #
-# * Rerun at `GTN_EDU_TUTORIAL_SIZE=quick` (a 2-core CPU, about 25 minutes) or
+# * Rerun at `GTN_EDU_TUTORIAL_SIZE=quick` (a 2-core CPU, 10 to 15 minutes) or
 #   `paper` (a GPU, the paper's settings), or run the same experiment from the command line:
 #   `gtn-edu train --dataset mnist --quick --data-root $GTN_EDU_DATA --out runs/mnist`.
 # * The [concept pages](../../concepts/gtn/) explain each piece, and
