@@ -240,3 +240,38 @@ def test_step_cost_smoke(tmp_path):
     assert per["backward step"]["compute_ops"] > per["forward step"]["compute_ops"]  # recompute + backprop
     assert all(s > 0 for s in res["seconds_per_outer_iteration"].values())
     assert "| backward step |" in (tmp_path / "step_cost_smoke.md.txt").read_text()
+
+
+def test_compile_probe_steps_like_the_engine(monkeypatch):
+    """The probe's eager inner step (torch.func.grad + eq. (1)) is UnrolledSGD's step, in float64.
+
+    Compiling is left out (minutes); what is checked is that the probe measures the engine's computation.
+    """
+    monkeypatch.syspath_prepend(str(BENCH))
+    import compile_probe
+
+    from gtn_edu import UnrolledSGD
+    from gtn_edu.arch_space import ArchSpace
+
+    space = ArchSpace.mnist((1, 28, 28), 10, **compile_probe.SMOKE_SPACE)
+    learner = space.sample(torch.Generator().manual_seed(3)).double()
+    state = learner.init_state()
+    state = state.with_tensors([t + 0.01 if t.is_floating_point() else t for t in state.tensors()])
+    x, y = torch.randn(10, 1, 28, 28, dtype=torch.float64), torch.arange(10)
+    sgd = UnrolledSGD(lr=0.1, momentum=0.5).double()
+    lr, beta = sgd.raw_lr[0].exp().detach(), sgd.raw_momentum[0].sigmoid().detach()  # as the engine reads them
+    compile_probe._SLOT.update(learner=learner, buffers=state.buffers)
+    new_p, new_m = compile_probe.inner_step(state.params, state.momentum_buffer, x, y, lr, beta)
+
+    class OneBatch:
+        steps, tensors = 1, ()
+
+        def batch(self, t, tensors):
+            return x, y
+
+    engine, _ = sgd.step(learner, OneBatch(), 0, state, (sgd.raw_lr, sgd.raw_momentum), (), differentiable=False)
+    for k in new_p:
+        torch.testing.assert_close(new_p[k], engine.params[k], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(new_m[k], engine.momentum_buffer[k], rtol=1e-12, atol=1e-12)
+    grads = compile_probe.step_and_backward(compile_probe.inner_step, state, x, y, torch.float64)
+    assert all(torch.isfinite(g).all() for g in grads) and grads[-2].abs() > 0  # d/d lr reaches the step

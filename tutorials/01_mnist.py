@@ -31,7 +31,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, well under a minute (tests, CI) |
-# | `quick` (default) | `quick(MNISTConfig())`, as `--quick` | 2-core CPU: 10 to 15 minutes (the note under the title has the stored run's time) |
+# | `quick` (default) | `quick(MNISTConfig())`, as `--quick` | 2-core CPU: 10 to 15 minutes (see the note above) |
 # | `paper` | `MNISTConfig()`: Table 2, T=32, 2000 outer iterations | one GPU (`cuda`), about 1 h per arm |
 #
 # Run it as a script (`GTN_EDU_TUTORIAL_SIZE=quick python tutorials/01_mnist.py`), or turn

@@ -1,0 +1,132 @@
+"""Does torch.compile cut the operations of one differentiable inner step? A probe for issue 13.
+
+    python benchmarks/compile_probe.py                         # 3 quick-size learners, float32, CPU
+    python benchmarks/compile_probe.py --dtype float64         # the same, checked in float64
+    python benchmarks/compile_probe.py --archs 2 --smoke       # tiny learners (compiling still takes minutes)
+
+One inner step of the meta-gradient path, as the checkpointed reverse sweep runs it: the
+learner's gradient on a batch (eq. 1's $\\nabla_\\theta \\ell$, written with `torch.func.grad`
+because dynamo cannot trace `torch.autograd.grad(create_graph=True)`), the momentum update
+of eq. (1), then the backward pass through all of it (a double backward) with respect to
+weights, momentum, the batch, lr and momentum coefficient. It runs eagerly and through
+`torch.compile(dynamic=True)` for several freshly sampled learners, and prints per learner:
+aten operator calls (all, and leaves: calls that call no other aten operator), the seconds
+of the first compiled call (compilation) and of later calls (median), and the largest
+relative difference of the compiled gradients from the eager ones.
+
+This is a probe, not part of the engine: the engine's steps stay eager (see
+docs/benchmarks.md, "torch.compile", for what it showed and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.func import grad
+from torch.profiler import ProfilerActivity, profile
+
+from gtn_edu.arch_space import ArchSpace
+
+QUICK_SPACE = dict(channel_ranges=((8, 32), (16, 64)), hidden_range=(32, 64))  # arch_scale 0.25 of appendix A.1
+SMOKE_SPACE = dict(channel_ranges=((2, 4), (4, 6)), hidden_range=(8, 12))
+
+_SLOT: dict = {}  # the current learner: one compiled function serves every architecture
+
+
+def inner_step(params, momentum, x, y, lr, beta):
+    """theta' = theta - lr * (beta * m + grad), m' = beta * m + grad, for the learner in `_SLOT`."""
+    learner, buffers = _SLOT["learner"], _SLOT["buffers"]
+    g, _ = grad(lambda p: learner.train_loss(p, buffers, x, y), has_aux=True)(params)
+    new_m = {k: beta * momentum[k] + g[k] for k in params}
+    return {k: params[k] - lr * new_m[k] for k in params}, new_m
+
+
+def step_and_backward(fn, state, x, y, dtype):
+    """One step through `fn` and the backward pass of all its outputs (ones as the adjoint)."""
+    params = {k: v.to(dtype).requires_grad_() for k, v in state.params.items()}
+    mom = {k: (v.to(dtype) + 0.01).requires_grad_() for k, v in state.momentum_buffer.items()}
+    xx = x.to(dtype).requires_grad_()
+    lr = torch.tensor(0.1, dtype=dtype, requires_grad=True)
+    beta = torch.tensor(0.5, dtype=dtype, requires_grad=True)
+    new_p, new_m = fn(params, mom, xx, y, lr, beta)
+    outs = [*new_p.values(), *new_m.values()]
+    return torch.autograd.grad(outs, [*params.values(), *mom.values(), xx, lr, beta],
+                               [torch.ones_like(o) for o in outs])
+
+
+def count_ops(call) -> tuple[int, int]:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    aten = [e for e in prof.events() if e.name.startswith("aten::")]
+    leaves = [e for e in aten if not any(c.name.startswith("aten::") for c in e.cpu_children)]
+    return len(aten), len(leaves)
+
+
+def median_seconds(call, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", type=int, default=3, help="freshly sampled learners to run")
+    ap.add_argument("--batch", type=int, default=70)
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--smoke", action="store_true", help="tiny learners and batch")
+    ap.add_argument("--out", type=Path, default=None, help="write compile_probe.json here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    batch = 10 if args.smoke else args.batch
+    space = ArchSpace.mnist((1, 28, 28), 10, **(SMOKE_SPACE if args.smoke else QUICK_SPACE))
+    rng = torch.Generator().manual_seed(0)
+    data_rng = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 1, 28, 28, generator=data_rng)
+    y = torch.arange(batch) % 10
+    compiled = torch.compile(inner_step, dynamic=True)
+    rows = []
+    for i in range(args.archs):
+        spec = space.sample_spec(rng)
+        learner = space.build(spec, rng).to(dtype)
+        state = learner.init_state()
+        _SLOT.update(learner=learner, buffers=state.buffers)
+
+        eager = functools.partial(step_and_backward, inner_step, state, x, y, dtype)
+        comp = functools.partial(step_and_backward, compiled, state, x, y, dtype)
+
+        t0 = time.perf_counter()
+        g_comp = comp()
+        first = time.perf_counter() - t0
+        g_eager = eager()
+        rel = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(g_comp, g_eager))
+        row = {"arch": spec,
+               "eager_ops": count_ops(eager), "compiled_ops": count_ops(comp),
+               "eager_s": median_seconds(eager, args.repeats), "compiled_s": median_seconds(comp, args.repeats),
+               "first_compiled_call_s": first, "max_rel_diff": rel}
+        rows.append(row)
+        print(f"learner {i} {spec}: aten ops (all, leaves) eager {row['eager_ops']} -> compiled {row['compiled_ops']}; "
+              f"seconds eager {row['eager_s']:.3f}, compiled {row['compiled_s']:.3f}, first compiled call "
+              f"{first:.1f}; max relative difference {rel:.1e} ({args.dtype})", flush=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "compile_probe.json").write_text(json.dumps(
+            {"torch": torch.__version__, "dtype": args.dtype, "batch": batch, "threads": args.threads,
+             "rows": rows}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
