@@ -8,19 +8,22 @@ accuracy of fresh learners trained on each, and writes figures and a JSON summar
 `--out`. Each dataset starts from its paper table (MNIST: Table 2, CIFAR-10: Table 3);
 `--quick` shrinks it, and every `GTNConfig` field is also an option (`--inner-batch 64`).
 Each arm keeps a checkpoint in `--out`, rewritten every `--checkpoint-every` iterations
-and on Ctrl-C; `--resume RUN_FOLDER` continues an interrupted run exactly.
+and on Ctrl-C (arms in worker processes also when the CLI process is killed); `--resume
+RUN_FOLDER` continues an interrupted run exactly.
 
 `rl` runs the CartPole GTN of appendix H (`gtn_edu.rl.cli`; needs the `rl` extra).
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import dataclasses
 import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import typing
 from concurrent.futures import ProcessPoolExecutor
@@ -143,15 +146,36 @@ def _check_device(name: str) -> None:
         raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
 
 
+def _stop_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """In an arm's worker process: once the CLI process `parent` is gone, interrupt the run.
+
+    A terminal's Ctrl-C reaches every process of the group, but `kill PID` of the CLI reaches
+    only the CLI: its workers would train on, unseen. This watcher turns the parent's death
+    into the worker's own Ctrl-C (a KeyboardInterrupt in its main thread), so the arm saves
+    its checkpoint between two iterations and exits, and `--resume` can continue the run.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        _thread.interrupt_main()
+        time.sleep(600)  # the main thread saves and exits (see `_train_arm`); this is a last resort
+        os._exit(130)
+
+    threading.Thread(target=watch, name="gtn-edu-parent-watch", daemon=True).start()
+
+
 def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, threads: int | None = None,
-               position: int | None = None) -> dict:
+               position: int | None = None, parent: int | None = None) -> dict:
     """Meta-train one arm, save its checkpoint (and the GTN's curriculum grid), score it on TEST.
 
     Runs in the CLI's process, or in a worker process of its own when arms run in parallel
-    (then `data` is None and the worker loads the dataset itself).
+    (then `data` is None and the worker loads the dataset itself, and `parent`, the CLI's
+    process id, is watched: see `_stop_when_orphaned`).
     """
     if threads is not None:
         torch.set_num_threads(threads)
+    if parent is not None:
+        _stop_when_orphaned(parent)
     if data is None:
         data = load_dataset(cfg.dataset, args.data_root, download=False, device=args.device)
     log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
@@ -165,8 +189,13 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
     elif is_main():  # a new run, or an arm the interrupted run had not started
         log.unlink(missing_ok=True)
     remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
-    arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
-                    checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    try:
+        arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
+                        checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        if parent is not None and os.getppid() != parent:  # orphaned: the checkpoint is saved, nobody
+            os._exit(130)                                   # waits for a result (the pool would block)
+        raise
     if not is_main():  # under torchrun: rank 0 scores, draws and reports
         return {}
     hist = arm.trainer.history
@@ -234,7 +263,7 @@ def _train(args: argparse.Namespace) -> dict:
         del data
         ctx = multiprocessing.get_context("spawn")  # not fork: OpenMP thread pools do not survive it
         with ProcessPoolExecutor(len(arms), mp_context=ctx) as pool:
-            futures = {kind: pool.submit(_train_arm, kind, cfg, None, args, out, threads, i)
+            futures = {kind: pool.submit(_train_arm, kind, cfg, None, args, out, threads, i, os.getpid())
                        for i, kind in enumerate(arms)}
             results = {kind: f.result() for kind, f in futures.items()}
     else:

@@ -2,7 +2,11 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,3 +238,56 @@ def test_cifar_runs_augment_the_real_batches_with_black_padding(data_root):
     black = (-ds.mean / ds.std).tolist()  # pixel value 0 after normalisation
     assert aug.fill.tolist() == pytest.approx(black)
     assert build_arm("real", replace(cfg, augment=False), ds, progress=False).trainer.objective.augment is None
+
+
+def _live_workers(parent: int) -> list[int]:
+    """Process ids of `parent`'s multiprocessing workers that are alive (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and b"spawn_main" in cmd and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the arm workers")
+def test_killing_the_cli_stops_its_arm_workers_with_a_checkpoint(data_root, tmp_path):
+    """`kill PID` reaches only the CLI; its two arm workers notice, save their checkpoints and exit."""
+    cmd = [sys.executable, "-m", "gtn_edu", "train", *TINY, "--parallel-arms", "--outer-steps", "100000",
+           "--checkpoint-every", "0", "--data-root", str(data_root), "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        logs = [tmp_path / f"{kind}_log.jsonl" for kind in ("gtn", "real")]
+        while not all(p.exists() and p.stat().st_size > 0 for p in logs):  # both arms are training
+            assert proc.poll() is None and time.monotonic() < deadline, "the arms did not start"
+            time.sleep(0.5)
+        workers = _live_workers(proc.pid)
+        assert len(workers) == 2
+        assert not any((tmp_path / f"{kind}_checkpoint.pt").exists() for kind in ("gtn", "real"))
+        proc.terminate()  # SIGTERM to the CLI alone
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "arm workers still running after the CLI was killed"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for kind in ("gtn", "real"):  # each worker went through the Ctrl-C path: checkpoint at an iteration boundary
+        ckpt = torch.load(tmp_path / f"{kind}_checkpoint.pt", weights_only=True)
+        assert ckpt["iteration"] >= 1
