@@ -16,14 +16,12 @@ RUN_FOLDER` continues an interrupted run exactly.
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import dataclasses
 import json
 import multiprocessing
 import os
 import sys
-import threading
 import time
 import typing
 from concurrent.futures import ProcessPoolExecutor
@@ -37,7 +35,7 @@ from .data import DataNotFoundError, load_dataset
 from .distributed import init_process_group, is_main, rank_and_world
 from .evaluate import few_step_accuracy
 from .experiment import build_arm
-from .meta import MetaLossDivergedError
+from .meta import Callback, MetaLossDivergedError
 from .viz import class_images, curriculum_images, plot_curves, save_image_grid
 
 __all__ = ["main", "build_parser"]
@@ -146,22 +144,22 @@ def _check_device(name: str) -> None:
         raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
 
 
-def _stop_when_orphaned(parent: int, every: float = 1.0) -> None:
-    """In an arm's worker process: once the CLI process `parent` is gone, interrupt the run.
+class _StopWhenOrphaned(Callback):
+    """In an arm's worker process: stop the run once the CLI process `parent` is gone.
 
     A terminal's Ctrl-C reaches every process of the group, but `kill PID` of the CLI reaches
-    only the CLI: its workers would train on, unseen. This watcher turns the parent's death
-    into the worker's own Ctrl-C (a KeyboardInterrupt in its main thread), so the arm saves
-    its checkpoint between two iterations and exits, and `--resume` can continue the run.
+    only the CLI: its workers would train on, unseen. After each outer iteration this
+    callback checks the worker's parent; when the CLI is gone it raises KeyboardInterrupt,
+    so the trainer saves its checkpoint (as on Ctrl-C) and `_train_arm` exits the worker.
+    A callback, not a signal: a worker started from a background job ignores SIGINT.
     """
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every)
-        _thread.interrupt_main()
-        time.sleep(600)  # the main thread saves and exits (see `_train_arm`); this is a last resort
-        os._exit(130)
 
-    threading.Thread(target=watch, name="gtn-edu-parent-watch", daemon=True).start()
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+
+    def on_outer_step(self, trainer, record: dict) -> None:
+        if os.getppid() != self.parent:
+            raise KeyboardInterrupt
 
 
 def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, threads: int | None = None,
@@ -170,16 +168,15 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
 
     Runs in the CLI's process, or in a worker process of its own when arms run in parallel
     (then `data` is None and the worker loads the dataset itself, and `parent`, the CLI's
-    process id, is watched: see `_stop_when_orphaned`).
+    process id, is watched: see `_StopWhenOrphaned`).
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    if parent is not None:
-        _stop_when_orphaned(parent)
     if data is None:
         data = load_dataset(cfg.dataset, args.data_root, download=False, device=args.device)
     log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
-    arm = build_arm(kind, cfg, data, device=args.device, log_path=log)
+    watch = [_StopWhenOrphaned(parent)] if parent is not None else []
+    arm = build_arm(kind, cfg, data, device=args.device, log_path=log, callbacks=watch)
     src = _resume_folder(args) / f"{kind}_checkpoint.pt" if args.resume is not None else None
     if src is not None and src.exists():
         arm.trainer.load(src)
