@@ -16,7 +16,7 @@ from .arch_space import ArchSpace
 from .curriculum import Curriculum
 from .data import Split
 from .learner import EVAL_CHUNK
-from .seeding import make_rng
+from .seeding import evaluation_streams
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
@@ -52,11 +52,6 @@ def _train(teacher, curriculum, sgd, learner, rng, at=None):
     return sgd.unroll(learner, batches, at=at, differentiable=False)
 
 
-def _streams(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
-    """The evaluation's architecture stream (CPU) and data stream (on `device`), distinct for every seed."""
-    return make_rng(seed, "eval/arch"), make_rng(seed, "eval/data", device)
-
-
 def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
                       split: Split, *, n_learners: int = 5, seed: int = 1234) -> FewStepResult:
     """Train `n_learners` fresh learners for T steps on `teacher`'s data; accuracy on `split`.
@@ -78,7 +73,7 @@ def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
     if n_learners < 1:
         raise ValueError(f"n_learners must be >= 1, got {n_learners}")
     device = split.x.device
-    arch_rng, data_rng = _streams(seed, device)
+    arch_rng, data_rng = evaluation_streams(seed, device)
     result = FewStepResult()
     for _ in range(n_learners):
         learner = arch_space.sample(arch_rng).to(device)
@@ -91,7 +86,7 @@ def accuracy_per_step(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
                       split: Split, *, n_learners: int = 3, seed: int = 1234) -> list[FewStepResult]:
     """Accuracy after each of the T inner steps (Figure 2b), one result per step."""
     device = split.x.device
-    arch_rng, data_rng = _streams(seed, device)
+    arch_rng, data_rng = evaluation_streams(seed, device)
     T = curriculum.steps
     per_step = [FewStepResult() for _ in range(T)]
     for _ in range(n_learners):
@@ -111,7 +106,7 @@ def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         (ensemble accuracy, the individual learners' `FewStepResult`).
     """
     device = split.x.device
-    arch_rng, data_rng = _streams(seed, device)
+    arch_rng, data_rng = evaluation_streams(seed, device)
     probs = torch.zeros(len(split), arch_space.num_classes, device=device)
     single = FewStepResult()
     for _ in range(n_learners):

@@ -21,7 +21,7 @@ import hashlib
 
 import torch
 
-__all__ = ["derive_seed", "make_rng", "PURPOSES"]
+__all__ = ["derive_seed", "make_rng", "evaluation_streams", "PURPOSES"]
 
 PURPOSES = ("init/teacher", "train/arch", "train/data", "eval/arch", "eval/data")
 """The streams the library itself uses: the teacher's initialisation (`build_arm`), then
@@ -41,3 +41,12 @@ def derive_seed(seed: int, purpose: str) -> int:
 def make_rng(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
     """A `torch.Generator` on `device` seeded for `(seed, purpose)`."""
     return torch.Generator(device).manual_seed(derive_seed(seed, purpose))
+
+
+def evaluation_streams(seed: int, device: torch.device | str = "cpu") -> tuple[torch.Generator, torch.Generator]:
+    """An evaluation's architecture stream (CPU) and data stream (on `device`), distinct for every seed.
+
+    The image tasks' evaluations (`gtn_edu.evaluate`) and CartPole's (`gtn_edu.rl.evaluate`)
+    draw their learners and batches from these, so one seed means the same learners in both arms.
+    """
+    return make_rng(seed, "eval/arch"), make_rng(seed, "eval/data", device)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..arch_space import ArchSpace
 from ..curriculum import Curriculum
-from ..evaluate import _streams
+from ..seeding import evaluation_streams
 from ..teacher import BaseTeacher
 from ..unrolled import UnrolledSGD
 from .env import MAX_STEPS, make_envs, play
@@ -84,7 +84,7 @@ def one_step_returns(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolled
     if policies < 1 or episodes < 1:
         raise ValueError(f"need at least one policy and one episode, got policies={policies}, episodes={episodes}")
     device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
-    arch_rng, data_rng = _streams(seed, device)  # the streams of the image tasks' evaluations
+    arch_rng, data_rng = evaluation_streams(seed, device)  # the streams of the image tasks' evaluations
     envs, rows = make_envs(episodes, max_steps), []
     for _ in range(policies):
         learner = space.sample(arch_rng).to(device)
