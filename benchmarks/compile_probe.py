@@ -3,6 +3,7 @@
     python benchmarks/compile_probe.py                         # 3 quick-size learners, float32, CPU
     python benchmarks/compile_probe.py --dtype float64         # the same, checked in float64
     python benchmarks/compile_probe.py --archs 2 --smoke       # tiny learners (compiling still takes minutes)
+    python benchmarks/compile_probe.py --smoke --dynamic-widths [--space mlp]   # one compilation for all widths?
 
 One inner step of the meta-gradient path, as the checkpointed reverse sweep runs it: the
 learner's gradient on a batch (eq. 1's $\\nabla_\\theta \\ell$, written with `torch.func.grad`
@@ -14,6 +15,14 @@ aten operator calls (all, and leaves: calls that call no other aten operator), t
 of the first compiled call (compilation) and of later calls (median), and the largest
 relative difference of the compiled gradients from the eager ones.
 
+`--dynamic-widths` tries to make one compilation serve every width: it compiles with
+parameters' shapes dynamic (`force_parameter_static_shapes=False`), without duck sizing
+(equal widths would otherwise share one symbol and recompile when they differ), with
+inductor's convolution lowering replaced by the plain aten call (the lowering turns the
+weight's sizes into constants), and with the compile caches off. It prints how many
+graphs were compiled after each learner. (It still compiles one graph per conv learner at
+torch 2.14.1: docs/benchmarks.md says where the widths become constants.)
+
 This is a probe, not part of the engine: the engine's steps stay eager (see
 docs/benchmarks.md, "torch.compile", for what it showed and why).
 """
@@ -21,6 +30,7 @@ docs/benchmarks.md, "torch.compile", for what it showed and why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import statistics
@@ -36,6 +46,7 @@ from gtn_edu.arch_space import ArchSpace
 
 QUICK_SPACE = dict(channel_ranges=((8, 32), (16, 64)), hidden_range=(32, 64))  # arch_scale 0.25 of appendix A.1
 SMOKE_SPACE = dict(channel_ranges=((2, 4), (4, 6)), hidden_range=(8, 12))
+MLP_SPACE = dict(width_range=(32, 128), max_layers=1)  # one hidden layer of a random width
 
 _SLOT: dict = {}  # the current learner: one compiled function serves every architecture
 
@@ -59,6 +70,26 @@ def step_and_backward(fn, state, x, y, dtype):
     outs = [*new_p.values(), *new_m.values()]
     return torch.autograd.grad(outs, [*params.values(), *mom.values(), xx, lr, beta],
                                [torch.ones_like(o) for o in outs])
+
+
+@contextlib.contextmanager
+def dynamic_widths(on: bool):
+    """The settings `--dynamic-widths` compiles and runs under (nothing when `on` is False)."""
+    if not on:
+        yield
+        return
+    import torch._dynamo.config as dynamo_config
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    import torch.fx.experimental._config as fx_config
+    from torch._inductor.lowering import force_fallback
+
+    # The compile caches are off: their keys do not see the convolution fallback, so a graph
+    # cached by an earlier run (with the lowering, and its constant widths) would be reused.
+    with dynamo_config.patch(force_parameter_static_shapes=False), fx_config.patch(use_duck_shape=False), \
+            inductor_config.patch(fx_graph_cache=False), functorch_config.patch(enable_autograd_cache=False), \
+            force_fallback(torch.ops.aten.convolution.default):
+        yield
 
 
 def count_ops(call) -> tuple[int, int]:
@@ -86,12 +117,19 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", action="store_true", help="tiny learners and batch")
+    ap.add_argument("--space", choices=["mnist", "mlp"], default="mnist",
+                    help="conv learners (appendix A.1, scaled) or one-hidden-layer MLPs")
+    ap.add_argument("--dynamic-widths", action="store_true",
+                    help="compile once for all widths: dynamic parameter shapes, no duck sizing, aten convolution")
     ap.add_argument("--out", type=Path, default=None, help="write compile_probe.json here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     batch = 10 if args.smoke else args.batch
-    space = ArchSpace.mnist((1, 28, 28), 10, **(SMOKE_SPACE if args.smoke else QUICK_SPACE))
+    if args.space == "mlp":
+        space = ArchSpace.mlp((1, 28, 28), 10, **MLP_SPACE)
+    else:
+        space = ArchSpace.mnist((1, 28, 28), 10, **(SMOKE_SPACE if args.smoke else QUICK_SPACE))
     rng = torch.Generator().manual_seed(0)
     data_rng = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 1, 28, 28, generator=data_rng)
@@ -105,25 +143,37 @@ def main(argv=None) -> int:
         _SLOT.update(learner=learner, buffers=state.buffers)
 
         eager = functools.partial(step_and_backward, inner_step, state, x, y, dtype)
-        comp = functools.partial(step_and_backward, compiled, state, x, y, dtype)
+
+        def comp(state=state):
+            with dynamic_widths(args.dynamic_widths):
+                return step_and_backward(compiled, state, x, y, dtype)
 
         t0 = time.perf_counter()
-        g_comp = comp()
+        try:
+            g_comp = comp()
+        except Exception as e:  # noqa: BLE001 - a compiler failure is a result of the probe
+            print(f"learner {i} {spec}: compiling failed after {time.perf_counter() - t0:.0f} s: "
+                  f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", flush=True)
+            rows.append({"arch": spec, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"})
+            break
         first = time.perf_counter() - t0
         g_eager = eager()
         rel = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(g_comp, g_eager))
         row = {"arch": spec,
                "eager_ops": count_ops(eager), "compiled_ops": count_ops(comp),
                "eager_s": median_seconds(eager, args.repeats), "compiled_s": median_seconds(comp, args.repeats),
-               "first_compiled_call_s": first, "max_rel_diff": rel}
+               "first_compiled_call_s": first, "max_rel_diff": rel,
+               "graphs_compiled": torch._dynamo.utils.counters["stats"]["unique_graphs"]}
         rows.append(row)
         print(f"learner {i} {spec}: aten ops (all, leaves) eager {row['eager_ops']} -> compiled {row['compiled_ops']}; "
               f"seconds eager {row['eager_s']:.3f}, compiled {row['compiled_s']:.3f}, first compiled call "
-              f"{first:.1f}; max relative difference {rel:.1e} ({args.dtype})", flush=True)
+              f"{first:.1f}; max relative difference {rel:.1e} ({args.dtype}); graphs compiled so far "
+              f"{row['graphs_compiled']}", flush=True)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compile_probe.json").write_text(json.dumps(
             {"torch": torch.__version__, "dtype": args.dtype, "batch": batch, "threads": args.threads,
+             "dynamic_widths": args.dynamic_widths, "space": args.space,
              "rows": rows}, indent=1, default=str))
     return 0
 

@@ -3,6 +3,7 @@
     python benchmarks/step_cost.py                      # CPU, paper size (appendix A generator, MNIST learner)
     python benchmarks/step_cost.py --device cuda        # also counts CUDA kernels
     python benchmarks/step_cost.py --smoke --out /tmp/s # seconds (the tests)
+    python benchmarks/step_cost.py --compile-step       # the learner step through torch.compile (minutes to compile)
 
 A paper-size outer iteration on a GPU is bound by operator launches, not by arithmetic
 (issue 13: 47,811 CUDA kernels for one checkpointed iteration at T=32). The number of
@@ -17,7 +18,10 @@ torch.profiler on any machine:
 Each is counted three ways: every aten operator call (`aten ops`), the calls that call no
 other aten operator (`leaf ops`), and the leaf calls that compute something (`compute ops`:
 leaves other than views, reshapes, allocations, detach and dtype no-ops; on CUDA these
-are the kernel launches). The script also times whole outer iterations (unroll, meta-loss,
+are the kernel launches). With `--compile-step` the learner's half of each step runs
+through `torch.compile` (`UnrolledSGD(compile_step=True)`); the kernels inductor generates
+are counted as compute ops too (`cpp_fused_*` on CPU, made visible to the profiler with
+`torch._inductor.config.cpp.enable_kernel_profile`). The script also times whole outer iterations (unroll, meta-loss,
 backward) in both modes on `--device`, as the median of `--repeats`. Outputs in `--out`:
 `step_cost[_cuda].json` and a markdown fragment, pasted into docs/benchmarks.md when
 `--out` is docs/figures.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import statistics
 import sys
 import time
@@ -44,6 +49,7 @@ NOT_COMPUTE = {"aten::view", "aten::as_strided", "aten::_reshape_alias", "aten::
                "aten::lift_fresh", "aten::slice", "aten::select", "aten::unbind", "aten::split",
                "aten::as_strided_", "aten::_unsafe_view", "aten::contiguous", "aten::numpy_T", "aten::size",
                "aten::is_nonzero", "aten::item", "aten::_local_scalar_dense", "aten::set_"}
+GENERATED_KERNEL = re.compile(r"(^|_)cpp_fused_|^triton_")  # inductor's kernels, as the profiler names them
 SMOKE = dict(teacher_hidden=32, teacher_channels=8, teacher_conv=8, channels=(4, 8), hidden=16, batch=10,
              real_batch=20)
 
@@ -58,7 +64,8 @@ def count(fn, device: str) -> dict:
     events = list(prof.events())
     aten = [e for e in events if e.name.startswith("aten::")]
     leaves = [e for e in aten if not any(c.name.startswith("aten::") for c in e.cpu_children)]
-    compute = [e for e in leaves if e.name not in NOT_COMPUTE]
+    kernels = [e for e in events if GENERATED_KERNEL.search(e.name)]
+    compute = [e for e in leaves if e.name not in NOT_COMPUTE] + kernels
     out = {"aten_ops": len(aten), "leaf_ops": len(leaves), "compute_ops": len(compute),
            "top": collections.Counter(e.name for e in compute).most_common(12)}
     if device.startswith("cuda"):
@@ -85,8 +92,10 @@ def measure(p, T: int, device: str, repeats: int) -> dict:
         loss = p.learner.loss(unroll(mode), p.x_real, p.y_real)
         return torch.autograd.grad(loss, targets)
 
-    for mode in ("checkpoint", "full"):  # warm up (allocator, lazy init)
+    t0 = time.perf_counter()
+    for mode in ("checkpoint", "full"):  # warm up (allocator, lazy init; with --compile-step: compile)
         outer(mode)
+    compile_seconds = time.perf_counter() - t0
     res = {"forward step": per_step(count(lambda: unroll("checkpoint"), device), T)}
     state = unroll("checkpoint")
     loss = p.learner.loss(state, p.x_real, p.y_real)
@@ -104,7 +113,7 @@ def measure(p, T: int, device: str, repeats: int) -> dict:
                 torch.cuda.synchronize()
             ts.append(time.perf_counter() - t0)
         seconds[mode] = statistics.median(ts)
-    return {"per_step": res, "seconds_per_outer_iteration": seconds}
+    return {"per_step": res, "seconds_per_outer_iteration": seconds, "compile_seconds": compile_seconds}
 
 
 def fragment(res: dict) -> str:
@@ -121,7 +130,9 @@ def fragment(res: dict) -> str:
     return "\n".join([
         f"Measured on {env['device_label']}, torch {env['torch']}, commit {env['commit']}, {env['date']}: "
         f"appendix A's generator, the MNIST learner {res['learner']['conv_channels']} / hidden "
-        f"{res['learner']['hidden']}, inner batch {res['batch']}, T={res['T']} (counts are per inner step).", "",
+        f"{res['learner']['hidden']}, inner batch {res['batch']}, T={res['T']} (counts are per inner step)"
+        + (f"; learner step compiled (`--compile-step`, first outer iterations incl. compilation "
+           f"{res['compile_seconds']:.0f} s)" if res.get("compile_step") else "") + ".", "",
         *rows, "",
         f"Most frequent compute ops of a backward step: {top}.", "", timed])
 
@@ -134,6 +145,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed outer iterations per mode (0: count only)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny networks, T=2")
+    ap.add_argument("--compile-step", action="store_true", help="UnrolledSGD(compile_step=True)")
     ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
     args = ap.parse_args(argv)
     if args.threads:
@@ -141,10 +153,17 @@ def main(argv=None) -> int:
     T = 2 if args.smoke else args.steps
     problem = {**(SMOKE if args.smoke else {"batch": args.batch}), "device": args.device}
     p = build_problem(**problem)
+    if args.compile_step:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # generated kernels show in the profiler
+        p.sgd.compile_step = True
     res = {"env": environment(args.device), "T": T, "batch": problem["batch"], "repeats": args.repeats,
            "cuda": args.device.startswith("cuda"), "smoke": args.smoke, "learner": learner_summary(p),
+           "compile_step": args.compile_step,
            **measure(p, T, args.device, args.repeats)}
-    stem = "step_cost" + ("_smoke" if args.smoke else "") + ("_cuda" if res["cuda"] else "")
+    stem = ("step_cost" + ("_smoke" if args.smoke else "") + ("_compiled" if args.compile_step else "")
+            + ("_cuda" if res["cuda"] else ""))
     write_json(args.out / f"{stem}.json", res)
     text = fragment(res)
     (args.out / f"{stem}.md.txt").write_text(text)

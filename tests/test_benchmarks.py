@@ -275,3 +275,28 @@ def test_compile_probe_steps_like_the_engine(monkeypatch):
         torch.testing.assert_close(new_m[k], engine.momentum_buffer[k], rtol=1e-12, atol=1e-12)
     grads = compile_probe.step_and_backward(compile_probe.inner_step, state, x, y, torch.float64)
     assert all(torch.isfinite(g).all() for g in grads) and grads[-2].abs() > 0  # d/d lr reaches the step
+
+
+def test_compile_probe_dynamic_widths_settings_are_scoped(monkeypatch):
+    """`--dynamic-widths` compiles under four changed settings, and leaves torch as it was afterwards."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import compile_probe
+    import torch._dynamo.config as dynamo_config
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    import torch.fx.experimental._config as fx_config
+    from torch._inductor.lowering import lowerings
+
+    conv = torch.ops.aten.convolution.default
+    before = (dynamo_config.force_parameter_static_shapes, fx_config.use_duck_shape, inductor_config.fx_graph_cache,
+              functorch_config.enable_autograd_cache, lowerings.get(conv))
+    with compile_probe.dynamic_widths(True):
+        assert dynamo_config.force_parameter_static_shapes is False
+        assert fx_config.use_duck_shape is False
+        assert inductor_config.fx_graph_cache is False and functorch_config.enable_autograd_cache is False
+        assert lowerings.get(conv) is not before[-1]  # the plain aten call replaces inductor's lowering
+    after = (dynamo_config.force_parameter_static_shapes, fx_config.use_duck_shape, inductor_config.fx_graph_cache,
+             functorch_config.enable_autograd_cache, lowerings.get(conv))
+    assert after == before
+    with compile_probe.dynamic_widths(False):
+        assert lowerings.get(conv) is before[-1]

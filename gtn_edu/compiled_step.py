@@ -1,0 +1,70 @@
+r"""The learner's half of an inner step through `torch.compile` (opt-in: `UnrolledSGD(compile_step=True)`).
+
+An eager inner step launches hundreds of small operations: the learner's forward pass,
+its gradient with a graph, eq. (1)'s update, and in the reverse sweep the double backward
+of all of it. Compiled, the same computation is a few fused kernels (about 5x fewer
+operations; `benchmarks/compile_probe.py`, `benchmarks/step_cost.py --compile-step`).
+
+What is compiled is one function of tensors,
+
+$$ (\theta_t, m_t, \text{stats}, x_t, y_t, \alpha, \beta) \mapsto
+   (\theta_{t+1}, m_{t+1}, \text{stats}_{t+1}, \ell_t), $$
+
+with the gradient written with `torch.func.grad` (dynamo cannot trace
+`torch.autograd.grad(create_graph=True)`). The teacher's batch stays eager. It compiles with
+dynamic shapes, parameter shapes included and without duck sizing, so one compilation serves
+learners of one family whatever their widths: measured for MLP learners. A conv learner's
+channel counts become constants while torch traces the double backward (torch 2.14.1; see
+docs/benchmarks.md), so every new conv architecture compiles again (minutes on a CPU) and,
+after `torch._dynamo.config.recompile_limit` of them, torch runs the step eagerly.
+Use it where architectures repeat or are MLPs, and on GPUs where launches dominate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.func import grad
+
+__all__ = ["learner_step", "compiled_learner_step"]
+
+_COMPILED = None
+
+
+def learner_step(sgd, learner, params: dict[str, Tensor], momentum: dict[str, Tensor], buffers: dict[str, Tensor],
+                 x: Tensor, y: Tensor, lr: Tensor, beta: Tensor
+                 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor]:
+    r"""One step of eq. (1) on batch (x, y): $g = \nabla_\theta \ell$, then `sgd.update`.
+
+    Returns the new weights, momentum buffers, BatchNorm statistics and the inner loss.
+    Differentiable in every input tensor (the gradient is taken with `torch.func.grad`).
+    """
+    def inner(p: dict[str, Tensor]):
+        loss, stats = learner.train_loss(p, buffers, x, y)
+        return loss, (loss, stats)
+
+    grads, (loss, stats) = grad(inner, has_aux=True)(params)
+    new_p, new_m = sgd.update(params, grads, momentum, lr, beta)
+    return new_p, new_m, stats, loss
+
+
+@contextlib.contextmanager
+def _dynamic_widths() -> Iterator[None]:
+    """Settings under which widths stay symbolic: parameter shapes dynamic, no duck sizing."""
+    import torch._dynamo.config as dynamo_config
+    import torch.fx.experimental._config as fx_config
+
+    with dynamo_config.patch(force_parameter_static_shapes=False), fx_config.patch(use_duck_shape=False):
+        yield
+
+
+def compiled_learner_step(*args):
+    """`learner_step(*args)` through `torch.compile(dynamic=True)`; compiled on first use."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(learner_step, dynamic=True)
+    with _dynamic_widths():
+        return _COMPILED(*args)
