@@ -41,6 +41,9 @@ class GTNConfig:
         weight_norm: weight normalisation in generator and learners.
         curriculum: "full", "shuffled_batch", "all_shuffled" or "none".
         mode: "checkpoint" or "full" unrolling.
+        compile_step: run the learner's half of each inner step through torch.compile
+            (`UnrolledSGD(compile_step=True)`): fewer, fused kernels, but every new conv
+            architecture compiles again (see docs/benchmarks.md); MLP learners compile once.
         meta_loss_every: also score the learner on real data every this many inner steps
             (0: only after the last step). The meta-loss is the mean over scored steps.
         arch: learner space, "mnist", "cifar" or "mlp".
@@ -75,6 +78,7 @@ class GTNConfig:
     weight_norm: bool = True
     curriculum: str = "full"
     mode: str = "checkpoint"
+    compile_step: bool = False
     meta_loss_every: int = 0
     arch: str = "mnist"
     arch_scale: float = 1.0
@@ -114,6 +118,7 @@ class GTNConfig:
         need(self.curriculum in ("full", "shuffled_batch", "all_shuffled", "none"),
              f"curriculum must be full, shuffled_batch, all_shuffled or none, got {self.curriculum!r}")
         need(self.mode in ("checkpoint", "full"), f"mode must be checkpoint or full, got {self.mode!r}")
+        need(isinstance(self.compile_step, bool), f"compile_step must be True or False, got {self.compile_step!r}")
         need(self.meta_loss_every >= 0, f"meta_loss_every must be >= 0, got {self.meta_loss_every}")
         need(self.arch in ("mnist", "cifar", "mlp"), f"arch must be mnist, cifar or mlp, got {self.arch!r}")
         need(self.arch_scale > 0, f"arch_scale must be > 0, got {self.arch_scale}")

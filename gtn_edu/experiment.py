@@ -88,7 +88,7 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
     else:
         raise ValueError(f"unknown arm {kind!r}; choose gtn, real or distilled")
     sgd = UnrolledSGD(cfg.init_lr, cfg.init_momentum, steps=cfg.inner_steps if cfg.per_step_hyper else None,
-                      mode=cfg.mode)
+                      mode=cfg.mode, compile_step=cfg.compile_step)
     teacher, curriculum, sgd = teacher.to(device), curriculum.to(device), sgd.to(device)
     arch = build_arch_space(cfg, shape, k)
     # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.

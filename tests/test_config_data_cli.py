@@ -86,6 +86,19 @@ def test_cli_options_come_from_config_fields():
     assert (args.inner_steps, args.inner_batch, args.weight_norm) == (3, 20, False)
 
 
+def test_compile_step_switch_reaches_the_inner_optimiser(data_root):
+    from gtn_edu.experiment import build_arm
+
+    assert _parse("--compile-step").compile_step and not _parse().compile_step
+    with pytest.raises(ValueError, match="compile_step must be True or False"):
+        GTNConfig(compile_step="yes")
+    ds = load_dataset("mnist", data_root, download=False)
+    cfg = replace(quick(_parse("--compile-step")), inner_steps=2, inner_batch=10, teacher_hidden=8,
+                  teacher_channels=2, teacher_conv_channels=2, arch_scale=0.05)
+    assert build_arm("gtn", cfg, ds, progress=False).trainer.sgd.compile_step
+    assert not build_arm("gtn", replace(cfg, compile_step=False), ds, progress=False).trainer.sgd.compile_step
+
+
 def test_cli_bad_value_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--steps", "0", "--out", str(tmp_path)]) == 2
     assert "inner_steps must be a positive integer" in capsys.readouterr().err
