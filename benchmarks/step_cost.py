@@ -19,7 +19,8 @@ Each is counted three ways: every aten operator call (`aten ops`), the calls tha
 other aten operator (`leaf ops`), and the leaf calls that compute something (`compute ops`:
 leaves other than views, reshapes, allocations, detach and dtype no-ops; on CUDA these
 are the kernel launches). With `--compile-step` the learner's half of each step runs
-through `torch.compile` (`UnrolledSGD(compile_step=True)`); the kernels inductor generates
+through `torch.compile` (`UnrolledSGD(compile_step=True)`), and so does the teacher's batch
+(`Teacher.compile_forward`); the kernels inductor generates
 are counted as compute ops too (`cpp_fused_*` on CPU, made visible to the profiler with
 `torch._inductor.config.cpp.enable_kernel_profile`). The script also times whole outer iterations (unroll, meta-loss,
 backward) in both modes on `--device`, as the median of `--repeats`. Outputs in `--out`:
@@ -158,6 +159,7 @@ def main(argv=None) -> int:
 
         inductor_config.cpp.enable_kernel_profile = True  # generated kernels show in the profiler
         p.sgd.compile_step = True
+        p.teacher.compile_forward = True
     res = {"env": environment(args.device), "T": T, "batch": problem["batch"], "repeats": args.repeats,
            "cuda": args.device.startswith("cuda"), "smoke": args.smoke, "learner": learner_summary(p),
            "compile_step": args.compile_step,

@@ -11,7 +11,8 @@ $$ (\theta_t, m_t, \text{stats}, x_t, y_t, \alpha, \beta) \mapsto
    (\theta_{t+1}, m_{t+1}, \text{stats}_{t+1}, \ell_t), $$
 
 with the gradient written with `torch.func.grad` (dynamo cannot trace
-`torch.autograd.grad(create_graph=True)`). The teacher's batch stays eager. It compiles with
+`torch.autograd.grad(create_graph=True)`). The teacher's batch is compiled separately when
+`Teacher.compile_forward` is set (`compiled_functional_call`, static shapes). The step compiles with
 dynamic shapes, parameter shapes included and without duck sizing, so one compilation serves
 learners of one family whatever their widths: measured for MLP learners. A conv learner's
 channel counts become constants while torch traces the double backward (torch 2.14.1; see
@@ -27,11 +28,12 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch.func import grad
+from torch.func import functional_call, grad
 
-__all__ = ["learner_step", "compiled_learner_step"]
+__all__ = ["learner_step", "compiled_learner_step", "compiled_functional_call"]
 
 _COMPILED = None
+_COMPILED_CALL = None
 
 
 def learner_step(sgd, learner, params: dict[str, Tensor], momentum: dict[str, Tensor], buffers: dict[str, Tensor],
@@ -68,3 +70,15 @@ def compiled_learner_step(*args):
         _COMPILED = torch.compile(learner_step, dynamic=True)
     with _dynamic_widths():
         return _COMPILED(*args)
+
+
+def compiled_functional_call(module, params: dict[str, Tensor], args: tuple):
+    """`torch.func.functional_call(module, params, args)` through `torch.compile` with static shapes.
+
+    For the teacher (`Teacher.compile_forward`): its shapes never change, so it compiles once
+    per gradient mode and its kernels are specialised to its sizes.
+    """
+    global _COMPILED_CALL
+    if _COMPILED_CALL is None:
+        _COMPILED_CALL = torch.compile(functional_call, dynamic=False)
+    return _COMPILED_CALL(module, params, args)

@@ -81,6 +81,7 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
                           channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
                           weight_norm=cfg.weight_norm,
                           output_range=(data.train.x.min().item(), data.train.x.max().item()))
+        teacher.compile_forward = cfg.compile_step
     elif kind == "real":
         teacher = RealData(data.train.x, data.train.y)
     elif kind == "distilled":

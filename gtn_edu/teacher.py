@@ -28,6 +28,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .compiled_step import compiled_functional_call
 from .curriculum import Curriculum
 from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
 
@@ -72,7 +73,9 @@ def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.G
 
     The batches of any generator network (`Teacher`, the CartPole teacher): `generator`
     has `latent_dim` and `num_classes` attributes that must match the curriculum's, and its
-    `forward(z, y)` returns inputs, or (inputs, learned targets).
+    `forward(z, y)` returns inputs, or (inputs, learned targets). With `generator.compile_forward`
+    set, the generator runs through `torch.compile` (`gtn_edu.compiled_step`; its shapes
+    never change, so it compiles once per gradient mode).
     """
     if curriculum.latent_dim != generator.latent_dim or curriculum.num_classes != generator.num_classes:
         raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
@@ -80,10 +83,12 @@ def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.G
                          f"{generator.num_classes}); build both with the same values.")
     z, y = curriculum.sample(rng)
     names = [k for k, _ in generator.named_parameters()]
+    # `compile_forward` (a generator attribute): run the generator through torch.compile
+    call = compiled_functional_call if getattr(generator, "compile_forward", False) else functional_call
 
     def make(t: int, tensors: Sequence[Tensor]) -> Tensor | tuple[Tensor, Tensor]:
         params = dict(zip(names, tensors[:-1]))
-        return functional_call(generator, params, (tensors[-1][t], y[t]))
+        return call(generator, params, (tensors[-1][t], y[t]))
 
     return TensorBatches(curriculum.steps, (*generator.parameters(), z), make, y)
 
@@ -139,6 +144,7 @@ class Teacher(BaseTeacher):
             raise ValueError(f"output_range must be (low, high) with low < high, got {output_range}")
         # A buffer, so checkpoints carry it and a reloaded teacher draws the same images.
         self.register_buffer("output_lo_hi", torch.tensor(lo_hi))
+        self.compile_forward = False  # True: `batches` runs the generator through torch.compile
 
     @property
     def output_range(self) -> tuple[float, float]:

@@ -1,18 +1,19 @@
-"""`UnrolledSGD(compile_step=True)`: the compiled learner step equals the eager one, and one
-compilation serves MLP learners of every width.
+"""`UnrolledSGD(compile_step=True)` and `Teacher.compile_forward`: the compiled step equals the
+eager one, and one compilation serves MLP learners of every width.
 
-Compiling takes about a minute a graph on a CPU, so everything is checked in one test: three
-graphs are compiled in all (training without a graph, the checkpointed reverse sweep, the
-`full` unroll), in float64 where compiled and eager agree to rounding.
+Compiling takes about a minute a graph on a CPU, so everything is checked in one test (the
+learner step and the teacher's batch each without a graph, in the checkpointed reverse sweep and
+in the `full` unroll), in float64 where compiled and eager agree to rounding.
 """
 
 import torch
 from torch._dynamo.utils import counters
 
-from gtn_edu import Curriculum, MLPLearner, Teacher, UnrolledSGD
+from gtn_edu import Curriculum, MLPLearner, Teacher, UnrolledSGD, compiled_step
 
 
 def _meta_gradient(learner, teacher, cur, sgd, x_real, y_real):
+    teacher.compile_forward = sgd.compile_step
     state = sgd.unroll(learner, teacher.batches(cur))
     loss = learner.loss(state, x_real, y_real)
     targets = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
@@ -39,7 +40,9 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
         # training without a graph (the forward sweep, evaluation) gives the same learner too
         plain = UnrolledSGD(0.1, 0.6, steps=3, compile_step=True).double()
+        teacher.compile_forward = True
         trained = plain.unroll(learner, teacher.batches(cur), differentiable=False)
+        teacher.compile_forward = False
         ref = UnrolledSGD(0.1, 0.6, steps=3).double().unroll(learner, teacher.batches(cur), differentiable=False)
         for a, b in zip(trained.tensors(), ref.tensors()):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
@@ -48,3 +51,4 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
             graphs = counters["stats"]["unique_graphs"]
             assert graphs >= 2
     assert counters["stats"]["unique_graphs"] == graphs  # width 9 compiled nothing new
+    assert compiled_step._COMPILED is not None and compiled_step._COMPILED_CALL is not None  # both halves ran compiled
