@@ -132,7 +132,7 @@ def fragment(res: dict) -> str:
         f"Measured on {env['device_label']}, torch {env['torch']}, commit {env['commit']}, {env['date']}: "
         f"appendix A's generator, the MNIST learner {res['learner']['conv_channels']} / hidden "
         f"{res['learner']['hidden']}, inner batch {res['batch']}, T={res['T']} (counts are per inner step)"
-        + (f"; learner step compiled (`--compile-step`, first outer iterations incl. compilation "
+        + (f"; learner step and teacher batch compiled (`--compile-step`, first outer iterations incl. compilation "
            f"{res['compile_seconds']:.0f} s)" if res.get("compile_step") else "") + ".", "",
         *rows, "",
         f"Most frequent compute ops of a backward step: {top}.", "", timed])
