@@ -4,7 +4,10 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [STAGE ...]
 #
-# STAGE: tests, checks, steps, cost, repro (default: all five, about 13 minutes on an H100).
+# STAGE: tests, checks, steps, cost, repro (default: all five, about 13 minutes on an H100),
+# and compiled (not in the default: step_cost with --compile-step, the inner step through
+# torch.compile; compiling a paper-size conv learner took 11 minutes on a 2-core CPU, so
+# give it its own call: bash benchmarks/gpu_check.sh gpu_results compiled).
 # A machine that allows at most 10 minutes per command runs it in two calls:
 #   bash benchmarks/gpu_check.sh gpu_results tests checks steps cost   # ~5 min
 #   bash benchmarks/gpu_check.sh gpu_results repro               # 8 min
@@ -14,7 +17,7 @@
 # Every stage runs even if an earlier one failed; OUT_DIR/summary.txt lists exit codes.
 set -uo pipefail
 if [ $# -lt 1 ]; then
-  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|steps|cost|repro ...]" >&2
+  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|steps|cost|repro|compiled ...]" >&2
   exit 2
 fi
 OUT="$(mkdir -p "$1" && cd "$1" && pwd)"
@@ -57,6 +60,10 @@ for stage in $STAGES; do
     steps)
       # Paper size, T=32: seconds per outer iteration (both modes) and CUDA kernels per inner step.
       run step_cost timeout 180 "$PY" benchmarks/step_cost.py --device cuda --steps 32 --out "$OUT/step_cost" ;;
+    compiled)
+      # The same counts and seconds with the learner step and teacher batch compiled (COMPILED_SECONDS, default 540).
+      run step_cost_compiled timeout "${COMPILED_SECONDS:-540}" "$PY" benchmarks/step_cost.py --device cuda --steps 32 \
+        --compile-step --out "$OUT/step_cost_compiled" ;;
     cost)
       run metagrad_cost timeout "$COST_SECONDS" "$PY" benchmarks/metagrad_cost.py --device cuda \
         --steps 8 16 32 64 128 --repeats 3 --max-mem-gb 60 --max-run-s 30 --out "$OUT/metagrad" ;;
