@@ -52,3 +52,21 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
             assert graphs >= 2
     assert counters["stats"]["unique_graphs"] == graphs  # width 9 compiled nothing new
     assert compiled_step._COMPILED is not None and compiled_step._COMPILED_CALL is not None  # both halves ran compiled
+
+
+def test_a_per_tensor_update_subclass_runs_compiled():
+    """`update` stays overridable with `compile_step`: a subclass writing eq. (1) per tensor is traced as written."""
+    from test_unrolled_sgd import _PerTensorSGD
+
+    torch.manual_seed(1)  # the first test's sizes, so the teacher's compiled graphs are reused after it
+    teacher = Teacher((1, 8, 8), 4, latent_dim=6, hidden=16, channels=4, conv_channels=4).double()
+    cur = Curriculum.full(3, 8, 4, 6).double()
+    learner = MLPLearner((1, 8, 8), 4, (7,)).double()
+    x_real, y_real = torch.randn(16, 1, 8, 8, dtype=torch.float64), torch.arange(16) % 4
+    g_eager, s_eager = _meta_gradient(learner, teacher, cur, _PerTensorSGD(0.1, 0.6, steps=3).double(), x_real, y_real)
+    g_comp, s_comp = _meta_gradient(learner, teacher, cur,
+                                    _PerTensorSGD(0.1, 0.6, steps=3, compile_step=True).double(), x_real, y_real)
+    for a, b in zip([*g_comp, *s_comp.tensors()], [*g_eager, *s_eager.tensors()]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    # the subclass's rule ran: its weights do not share the concatenated buffer of the default rule
+    assert len({t.untyped_storage().data_ptr() for t in s_comp.params.values()}) == len(s_comp.params)
