@@ -78,17 +78,17 @@ def dynamic_widths(on: bool):
     if not on:
         yield
         return
-    import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
-    import torch.fx.experimental._config as fx_config
     from torch._inductor.lowering import force_fallback
 
-    # The compile caches are off: their keys do not see the convolution fallback, so a graph
+    from gtn_edu.compiled_step import dynamic_widths as engine_settings
+
+    # The engine's settings (parameter shapes dynamic, no duck sizing), plus the convolution
+    # fallback, and the compile caches off: their keys do not see the fallback, so a graph
     # cached by an earlier run (with the lowering, and its constant widths) would be reused.
-    with dynamo_config.patch(force_parameter_static_shapes=False), fx_config.patch(use_duck_shape=False), \
-            inductor_config.patch(fx_graph_cache=False), functorch_config.patch(enable_autograd_cache=False), \
-            force_fallback(torch.ops.aten.convolution.default):
+    with engine_settings(), inductor_config.patch(fx_graph_cache=False), \
+            functorch_config.patch(enable_autograd_cache=False), force_fallback(torch.ops.aten.convolution.default):
         yield
 
 

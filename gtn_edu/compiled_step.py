@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad
 
-__all__ = ["learner_step", "compiled_learner_step", "compiled_functional_call"]
+__all__ = ["learner_step", "compiled_learner_step", "compiled_functional_call", "dynamic_widths"]
 
 _COMPILED = None
 _COMPILED_CALL = None
@@ -55,7 +55,7 @@ def learner_step(sgd, learner, params: dict[str, Tensor], momentum: dict[str, Te
 
 
 @contextlib.contextmanager
-def _dynamic_widths() -> Iterator[None]:
+def dynamic_widths() -> Iterator[None]:
     """Settings under which widths stay symbolic: parameter shapes dynamic, no duck sizing."""
     import torch._dynamo.config as dynamo_config
     import torch.fx.experimental._config as fx_config
@@ -69,7 +69,7 @@ def compiled_learner_step(*args):
     global _COMPILED
     if _COMPILED is None:
         _COMPILED = torch.compile(learner_step, dynamic=True)
-    with _dynamic_widths():
+    with dynamic_widths():
         return _COMPILED(*args)
 
 

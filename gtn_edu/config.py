@@ -41,9 +41,10 @@ class GTNConfig:
         weight_norm: weight normalisation in generator and learners.
         curriculum: "full", "shuffled_batch", "all_shuffled" or "none".
         mode: "checkpoint" or "full" unrolling.
-        compile_step: run the learner's half of each inner step through torch.compile
-            (`UnrolledSGD(compile_step=True)`): fewer, fused kernels, but every new conv
-            architecture compiles again (see docs/benchmarks.md); MLP learners compile once.
+        compile_step: run each inner step through torch.compile, the learner's half
+            (`UnrolledSGD(compile_step=True)`) and the teacher's batch (`Teacher.compile_forward`):
+            fewer, fused kernels, but every new conv architecture compiles again (see
+            docs/benchmarks.md); MLP learners compile once.
         meta_loss_every: also score the learner on real data every this many inner steps
             (0: only after the last step). The meta-loss is the mean over scored steps.
         arch: learner space, "mnist", "cifar" or "mlp".
