@@ -57,6 +57,9 @@ class GTNConfig:
         eval_learners: fresh learners used to measure few-step accuracy.
         learners_per_step: fresh learners per outer iteration, per process under torchrun
             (the meta-gradient is their mean; the paper: 1).
+        stack_learners: train a step's learners as one when they share an architecture
+            (`gtn_edu.stacked`: states stacked, each inner step vmapped; the same meta-gradient).
+            Pays for small learners (MLPs on a CPU), not for conv learners on a CPU.
         seed: seed for everything random.
     """
 
@@ -88,6 +91,7 @@ class GTNConfig:
     outer_lr_schedule: str = "constant"
     eval_learners: int = 5
     learners_per_step: int = 1
+    stack_learners: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -120,6 +124,10 @@ class GTNConfig:
              f"curriculum must be full, shuffled_batch, all_shuffled or none, got {self.curriculum!r}")
         need(self.mode in ("checkpoint", "full"), f"mode must be checkpoint or full, got {self.mode!r}")
         need(isinstance(self.compile_step, bool), f"compile_step must be True or False, got {self.compile_step!r}")
+        need(isinstance(self.stack_learners, bool),
+             f"stack_learners must be True or False, got {self.stack_learners!r}")
+        need(not (self.stack_learners and self.compile_step),
+             "stack_learners and compile_step cannot be combined; choose one")
         need(self.meta_loss_every >= 0, f"meta_loss_every must be >= 0, got {self.meta_loss_every}")
         need(self.arch in ("mnist", "cifar", "mlp"), f"arch must be mnist, cifar or mlp, got {self.arch!r}")
         need(self.arch_scale > 0, f"arch_scale must be > 0, got {self.arch_scale}")

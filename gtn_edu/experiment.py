@@ -99,7 +99,7 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
                           meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
                           lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
                           log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress,
-                          learners_per_step=cfg.learners_per_step)
+                          learners_per_step=cfg.learners_per_step, stack_learners=cfg.stack_learners)
     return Arm(kind, teacher, curriculum, sgd, arch, trainer)
 
 

@@ -35,6 +35,7 @@ from .curriculum import Curriculum
 from .distributed import all_reduce_mean_, broadcast_, learner_streams, rank_and_world
 from .learner import Learner, LearnerState
 from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
+from .stacked import unroll_learners
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
@@ -95,6 +96,11 @@ class MetaTrainer(TrainerCheckpoints):
             torch.distributed); the meta-loss is the mean of their meta-losses (and the logs
             the mean of theirs). Learner j draws from its own streams (`distributed.py`), so
             k learners here equal k processes of one learner each. The paper uses 1.
+        stack_learners: when this process's k learners share an architecture, train them
+            as one (`stacked.py`: states stacked, each inner step vmapped). The same
+            meta-gradient to rounding; faster where steps are small (MLP learners on a CPU),
+            slower for conv learners on a CPU (docs/benchmarks.md). Callbacks then see the
+            learners' inner steps interleaved (step t of every learner, then step t+1).
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
@@ -103,10 +109,13 @@ class MetaTrainer(TrainerCheckpoints):
                  eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None,
                  lr_schedule: str = "constant", total_steps: int | None = None, seed: int = 0,
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
-                 config: dict | None = None, progress: bool = True, learners_per_step: int = 1) -> None:
+                 config: dict | None = None, progress: bool = True, learners_per_step: int = 1,
+                 stack_learners: bool = False) -> None:
         if learners_per_step < 1:
             raise ValueError(f"learners_per_step must be a positive number of fresh learners, got {learners_per_step}")
-        self.learners_per_step = learners_per_step
+        if stack_learners and sgd.compile_step:
+            raise ValueError("stack_learners and the sgd's compile_step cannot be combined; choose one")
+        self.learners_per_step, self.stack_learners = learners_per_step, stack_learners
         self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
         self.objective = as_objective(meta_loss)
         self.meta_loss_every, self.grad_clip = meta_loss_every, grad_clip
@@ -170,11 +179,13 @@ class MetaTrainer(TrainerCheckpoints):
             for cb in self.callbacks:
                 cb.on_inner_step(self, t, state, loss)
 
+        # meta-loss = mean over fresh learners; learner j draws only from its own streams
+        learners = [self.arch_space.sample(arch_rng).to(self.device) for arch_rng in self.arch_rngs]
+        batches = [self.teacher.batches(self.curriculum, rng) for rng in self.rngs]
+        kept = unroll_learners(self.sgd, learners, batches, self.scored_steps(), stack=self.stack_learners,
+                               callback=on_inner)
         losses, extras = [], []
-        for arch_rng, rng in zip(self.arch_rngs, self.rngs):  # meta-loss = mean over fresh learners
-            learner = self.arch_space.sample(arch_rng).to(self.device)
-            batches = self.teacher.batches(self.curriculum, rng)
-            states = self.sgd.unroll(learner, batches, at=self.scored_steps(), callback=on_inner)
+        for learner, states, rng in zip(learners, kept, self.rngs):
             loss, extra = self.objective(learner, states, rng)
             losses.append(loss)
             extras.append(extra)

@@ -54,12 +54,16 @@ class TensorBatches:
         tensors: the inputs meta-gradients flow to.
         make: rebuilds batch t from `tensors`: `x_t`, or `(x_t, targets_t)`.
         labels: (T, B) class labels of the slots (the targets unless `make` returns its own).
+        source: what `make` computes with besides `tensors` and `labels` (the generator), or
+            None. Batches with one source and the very same `tensors` and `labels` are equal,
+            so stacked learners (`gtn_edu.stacked`) compute them once.
     """
 
     steps: int
     tensors: tuple[Tensor, ...]
     make: Callable[[int, Sequence[Tensor]], Tensor | tuple[Tensor, Tensor]]
     labels: Tensor
+    source: object = None
 
     def batch(self, t: int, tensors: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """Batch t as (inputs (B, ...), targets: labels (B,) or learned targets (B, ...))."""
@@ -90,7 +94,7 @@ def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.G
         params = dict(zip(names, tensors[:-1]))
         return call(generator, params, (tensors[-1][t], y[t]))
 
-    return TensorBatches(curriculum.steps, (*generator.parameters(), z), make, y)
+    return TensorBatches(curriculum.steps, (*generator.parameters(), z), make, y, source=generator)
 
 
 class BaseTeacher(nn.Module):
@@ -269,4 +273,5 @@ class DistilledData(BaseTeacher):
             got = (curriculum.steps, curriculum.batch_size, curriculum.num_classes)
             raise ValueError(f"DistilledData was built for (steps, batch_size, num_classes)="
                              f"{self.curriculum_shape} but the curriculum has {got}")
-        return TensorBatches(self.curriculum_shape[0], (self.images,), lambda t, ts: ts[0][t], self.labels)
+        return TensorBatches(self.curriculum_shape[0], (self.images,), lambda t, ts: ts[0][t], self.labels,
+                             source=self)

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from .checkpointing import CheckpointedUnroll
 from .compiled_step import compiled_learner_step
 from .learner import Learner, LearnerState
+from .stacked import StackedLearners
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
 
@@ -71,7 +72,9 @@ class UnrolledSGD(nn.Module):
             for the teacher's batch): about 6x fewer operations a step at paper size, paid for
             with a compilation (a minute for an MLP, about ten for a paper-size conv learner on
             a CPU). One compilation serves MLP learners of any width; each new conv
-            architecture compiles again (torch 2.14.1). Off by default.
+            architecture compiles again (torch 2.14.1). Off by default. Tested equal to the
+            eager step in float64; in float32 one conv learner's compiled gradients were up to
+            4e-2 off (docs/benchmarks.md, "A float32 caveat"), so compare before relying on it.
 
     Examples:
         >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
@@ -138,7 +141,7 @@ class UnrolledSGD(nn.Module):
         return new_p, new_m
 
     # ---- one inner step as a pure function of its inputs ----
-    def step(self, learner: Learner, batches: Batches, t: int, state: LearnerState,
+    def step(self, learner: Learner | StackedLearners, batches: Batches, t: int, state: LearnerState,
              hyper: Sequence[Tensor], batch_tensors: Sequence[Tensor], differentiable: bool
              ) -> tuple[LearnerState, Tensor]:
         """Inner step t: batch t -> inner loss -> gradient -> `update`. Returns (state, loss)."""
@@ -147,6 +150,13 @@ class UnrolledSGD(nn.Module):
         lr, beta = raw_lr[i].exp(), raw_mom[i].sigmoid()
         with torch.set_grad_enabled(differentiable):
             x, y = batches.batch(t, batch_tensors)
+        if isinstance(learner, StackedLearners):  # k learners at once, vmapped (stacked.py)
+            if self.compile_step:
+                raise ValueError("compile_step does not apply to stacked learners; use one or the other")
+            with torch.set_grad_enabled(differentiable):
+                new_p, new_m, stats, loss = learner.step(self, state, x, y, lr, beta,
+                                                         shared=getattr(batches, "shared", False))
+            return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
         if self.compile_step:
             with torch.set_grad_enabled(differentiable):
                 new_p, new_m, stats, loss = compiled_learner_step(self, learner, state.params, state.momentum_buffer,
@@ -166,14 +176,16 @@ class UnrolledSGD(nn.Module):
         return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
 
     # ---- the whole inner loop ----
-    def unroll(self, learner: Learner, batches: Batches, state: LearnerState | None = None, *,
+    def unroll(self, learner: Learner | StackedLearners, batches: Batches, state: LearnerState | None = None, *,
                at: Sequence[int] | None = None, differentiable: bool = True,
                callback: InnerStepCallback | None = None) -> LearnerState | list[LearnerState]:
         r"""Train `learner` for `batches.steps` steps and return $\theta_T$ (as a `LearnerState`).
 
         Args:
-            learner: the learner to train (its module weights are the initial state).
-            batches: the T inner batches (from `Teacher.batches`, `RealData.batches`, ...).
+            learner: the learner to train (its module weights are the initial state), or a
+                `StackedLearners` of k learners of one architecture trained as one.
+            batches: the T inner batches (from `Teacher.batches`, `RealData.batches`, ...;
+                a `StackedBatches` for stacked learners).
             state: initial state; default `learner.init_state()`.
             at: return the states after these steps (1..T) instead of only the last,
                 e.g. for real-data losses at intermediate inner steps.

@@ -86,7 +86,7 @@ def test_cli_options_come_from_config_fields():
     assert (args.inner_steps, args.inner_batch, args.weight_norm) == (3, 20, False)
 
 
-def test_compile_step_switch_reaches_the_inner_optimiser(data_root):
+def test_compile_step_and_stack_learners_switches_reach_the_trainer(data_root):
     from gtn_edu.experiment import build_arm
 
     assert _parse("--compile-step").compile_step and not _parse().compile_step
@@ -97,6 +97,14 @@ def test_compile_step_switch_reaches_the_inner_optimiser(data_root):
                   teacher_channels=2, teacher_conv_channels=2, arch_scale=0.05)
     assert build_arm("gtn", cfg, ds, progress=False).trainer.sgd.compile_step
     assert not build_arm("gtn", replace(cfg, compile_step=False), ds, progress=False).trainer.sgd.compile_step
+    # --stack-learners (k learners of one architecture as one) reaches the trainer; not with compile_step
+    assert _parse("--stack-learners").stack_learners and not _parse().stack_learners
+    stacked = replace(cfg, compile_step=False, stack_learners=True)
+    assert build_arm("gtn", stacked, ds, progress=False).trainer.stack_learners
+    with pytest.raises(ValueError, match="stack_learners and compile_step"):
+        replace(stacked, compile_step=True)
+    with pytest.raises(ValueError, match="stack_learners must be True or False"):
+        GTNConfig(stack_learners=1)
 
 
 def test_cli_bad_value_is_a_clear_error(capsys, tmp_path):
