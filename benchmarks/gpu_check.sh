@@ -4,12 +4,12 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [STAGE ...]
 #
-# STAGE: tests, checks, steps, cost, repro (default: all five, about 13 minutes on an H100),
+# STAGE: tests, checks, steps, stack, cost, repro (default: all six, about 14 minutes on an H100),
 # and compiled (not in the default: step_cost with --compile-step, the inner step through
 # torch.compile; compiling a paper-size conv learner took 11 minutes on a 2-core CPU, so
 # give it its own call: bash benchmarks/gpu_check.sh gpu_results compiled).
 # A machine that allows at most 10 minutes per command runs it in two calls:
-#   bash benchmarks/gpu_check.sh gpu_results tests checks steps cost   # ~5 min
+#   bash benchmarks/gpu_check.sh gpu_results tests checks steps stack cost   # ~6 min
 #   bash benchmarks/gpu_check.sh gpu_results repro               # 8 min
 # Environment: REPRO_SECONDS (default 480: the hard limit of the --full run),
 # COST_SECONDS (default 240), GTN_EDU_DATA (the MNIST folder; the repro stage is skipped
@@ -17,12 +17,12 @@
 # Every stage runs even if an earlier one failed; OUT_DIR/summary.txt lists exit codes.
 set -uo pipefail
 if [ $# -lt 1 ]; then
-  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|steps|cost|repro|compiled ...]" >&2
+  echo "usage: bash benchmarks/gpu_check.sh OUT_DIR [tests|checks|steps|stack|cost|repro|compiled ...]" >&2
   exit 2
 fi
 OUT="$(mkdir -p "$1" && cd "$1" && pwd)"
 shift
-STAGES="${*:-tests checks steps cost repro}"
+STAGES="${*:-tests checks steps stack cost repro}"
 cd "$(dirname "$0")/.."
 REPRO_SECONDS="${REPRO_SECONDS:-480}"
 COST_SECONDS="${COST_SECONDS:-240}"
@@ -64,6 +64,9 @@ for stage in $STAGES; do
       # The same counts and seconds with the learner step and teacher batch compiled (COMPILED_SECONDS, default 540).
       run step_cost_compiled timeout "${COMPILED_SECONDS:-540}" "$PY" benchmarks/step_cost.py --device cuda --steps 32 \
         --compile-step --out "$OUT/step_cost_compiled" ;;
+    stack)
+      # k=4 learners of one architecture, one at a time against stacked (vmapped), quick size.
+      run stack_cost timeout 150 "$PY" benchmarks/stack_cost.py --device cuda --repeats 3 --out "$OUT/stack_cost" ;;
     cost)
       run metagrad_cost timeout "$COST_SECONDS" "$PY" benchmarks/metagrad_cost.py --device cuda \
         --steps 8 16 32 64 128 --repeats 3 --max-mem-gb 60 --max-run-s 30 --out "$OUT/metagrad" ;;

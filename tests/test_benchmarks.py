@@ -242,6 +242,18 @@ def test_step_cost_smoke(tmp_path):
     assert "| backward step |" in (tmp_path / "step_cost_smoke.md.txt").read_text()
 
 
+def test_stack_cost_smoke(tmp_path):
+    """stack_cost.py times the three ways for MLP and conv learners, and their meta-gradients agree."""
+    _run("stack_cost.py", "--smoke", "--repeats", "1", "--modes", "full", "--curricula", "full", "--learners", "2",
+         "--out", str(tmp_path))
+    res = json.loads((tmp_path / "stack_cost_smoke.json").read_text())
+    assert [(r["k"], r["mode"], r["curriculum"]) for r in res["rows"]] == [(2, "full", "full")] * 2
+    for r in res["rows"]:  # the full curriculum: all three ways, the batches shared or not
+        assert min(r["separate_s"], r["one_at_a_time_s"], r["stacked_s"], r["ratio"], r["once_ratio"]) > 0
+        assert r["grad_rel_diff"] < 1e-4  # the same meta-gradient, to float32 rounding
+    assert "| conv [2, 4] / 8 | 2 | full | full |" in (tmp_path / "stack_cost_smoke.md.txt").read_text()
+
+
 def test_compile_probe_steps_like_the_engine(monkeypatch):
     """The probe's eager inner step (torch.func.grad + eq. (1)) is UnrolledSGD's step, in float64.
 
