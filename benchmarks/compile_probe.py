@@ -4,6 +4,7 @@
     python benchmarks/compile_probe.py --dtype float64         # the same, checked in float64
     python benchmarks/compile_probe.py --archs 2 --smoke       # tiny learners (compiling still takes minutes)
     python benchmarks/compile_probe.py --smoke --dynamic-widths [--space mlp]   # one compilation for all widths?
+    python benchmarks/compile_probe.py --smoke --dynamic-widths --conv unfold   # ... with im2col convolutions
 
 One inner step of the meta-gradient path, as the checkpointed reverse sweep runs it: the
 learner's gradient on a batch (eq. 1's $\\nabla_\\theta \\ell$, written with `torch.func.grad`
@@ -23,6 +24,10 @@ weight's sizes into constants), and with the compile caches off. It prints how m
 graphs were compiled after each learner. (It still compiles one graph per conv learner at
 torch 2.14.1: docs/benchmarks.md says where the widths become constants.)
 
+`--conv unfold` runs the conv learners' convolutions without `aten.convolution`, as im2col:
+`F.unfold` of the input and a matrix product with the weight (`UnfoldConv2d`), checked
+against `F.conv2d` in float64 (outputs and the step's gradients) before anything is timed.
+
 This is a probe, not part of the engine: the engine's steps stay eager (see
 docs/benchmarks.md, "torch.compile", for what it showed and why).
 """
@@ -39,10 +44,12 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.func import grad
 from torch.profiler import ProfilerActivity, profile
 
 from gtn_edu.arch_space import ArchSpace
+from gtn_edu.nn import WNConv2d
 
 QUICK_SPACE = dict(channel_ranges=((8, 32), (16, 64)), hidden_range=(32, 64))  # arch_scale 0.25 of appendix A.1
 SMOKE_SPACE = dict(channel_ranges=((2, 4), (4, 6)), hidden_range=(8, 12))
@@ -92,6 +99,66 @@ def dynamic_widths(on: bool):
         yield
 
 
+class UnfoldConv2d(WNConv2d):
+    """`WNConv2d` computed as im2col: unfold the input, multiply by the weight as a [Cout, Cin*kh*kw] matrix."""
+
+    kernel: tuple[int, int]  # (kh, kw) as plain ints, set by `use_unfold_convs`: constants to dynamo
+
+    def forward(self, x):  # (B, Cin, H, W) -> (B, Cout, H', W')
+        w = self.effective_weight()
+        cout, cin = w.shape[:2]
+        kh, kw = self.kernel
+        cols = F.unfold(x, self.kernel, padding=self.padding, stride=self.stride)  # (B, Cin*kh*kw, L)
+        out = w.reshape(cout, cin * kh * kw) @ cols  # (B, Cout, L)
+        if self.bias is not None:
+            out = out + self.bias[:, None]
+        ph, pw = (self.padding, self.padding) if isinstance(self.padding, int) else self.padding
+        h = (x.shape[2] + 2 * ph - kh) // self.stride + 1
+        wd = (x.shape[3] + 2 * pw - kw) // self.stride + 1
+        return out.reshape(x.shape[0], cout, h, wd)
+
+
+def use_unfold_convs(learner) -> None:
+    """Make every `WNConv2d` of `learner` an `UnfoldConv2d` (same parameters, same result)."""
+    for m in learner.modules():
+        if type(m) is WNConv2d:
+            m.__class__, m.kernel = UnfoldConv2d, tuple(int(k) for k in m.effective_weight().shape[2:])
+
+
+def max_rel_diff(new, ref) -> float:
+    """The largest, over tensor pairs, of max |new - ref| / max |ref|."""
+    return max(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(new, ref))
+
+
+def check_unfold(space, dtype=torch.float64) -> None:
+    """Print how far im2col convolutions are from `F.conv2d`: one layer, and one learner's whole step."""
+    gen = torch.Generator().manual_seed(2)
+    worst = {}
+    for stride in (1, 2):
+        conv = WNConv2d(3, 5, 3, stride=stride).to(dtype)
+        x = torch.randn(4, 3, 11, 11, dtype=dtype, generator=gen, requires_grad=True)
+        with torch.no_grad():
+            conv.bias.normal_(generator=gen)
+        results = []
+        for swap in (False, True):
+            if swap:
+                use_unfold_convs(conv)
+            out = conv(x)
+            results.append([out, *torch.autograd.grad((out ** 2).sum(), [x, *conv.parameters()])])
+        worst[f"one layer, stride {stride}"] = max_rel_diff(*results)
+    learner = space.sample(torch.Generator().manual_seed(3)).to(dtype)
+    state = learner.init_state()
+    _SLOT.update(learner=learner, buffers=state.buffers)
+    x = torch.randn(10, 1, 28, 28, generator=gen)
+    y = torch.arange(10) % 10
+    ref = step_and_backward(inner_step, state, x, y, dtype)
+    use_unfold_convs(learner)
+    new = step_and_backward(inner_step, state, x, y, dtype)
+    worst["a sampled learner's inner step, gradients of its double backward"] = max_rel_diff(new, ref)
+    print(f"unfold conv vs F.conv2d, largest relative difference ({dtype}): "
+          + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()), flush=True)
+
+
 def count_ops(call) -> tuple[int, int]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
@@ -121,6 +188,8 @@ def main(argv=None) -> int:
                     help="conv learners (appendix A.1, scaled) or one-hidden-layer MLPs")
     ap.add_argument("--dynamic-widths", action="store_true",
                     help="compile once for all widths: dynamic parameter shapes, no duck sizing, aten convolution")
+    ap.add_argument("--conv", choices=["aten", "unfold"], default="aten",
+                    help="conv learners' convolutions: F.conv2d, or im2col (F.unfold and a matrix product)")
     ap.add_argument("--out", type=Path, default=None, help="write compile_probe.json here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -130,6 +199,8 @@ def main(argv=None) -> int:
         space = ArchSpace.mlp((1, 28, 28), 10, **MLP_SPACE)
     else:
         space = ArchSpace.mnist((1, 28, 28), 10, **(SMOKE_SPACE if args.smoke else QUICK_SPACE))
+    if args.conv == "unfold" and args.space != "mlp":
+        check_unfold(space)
     rng = torch.Generator().manual_seed(0)
     data_rng = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 1, 28, 28, generator=data_rng)
@@ -139,6 +210,8 @@ def main(argv=None) -> int:
     for i in range(args.archs):
         spec = space.sample_spec(rng)
         learner = space.build(spec, rng).to(dtype)
+        if args.conv == "unfold":
+            use_unfold_convs(learner)
         state = learner.init_state()
         _SLOT.update(learner=learner, buffers=state.buffers)
 
@@ -158,7 +231,7 @@ def main(argv=None) -> int:
             break
         first = time.perf_counter() - t0
         g_eager = eager()
-        rel = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(g_comp, g_eager))
+        rel = max_rel_diff(g_comp, g_eager)
         row = {"arch": spec,
                "eager_ops": count_ops(eager), "compiled_ops": count_ops(comp),
                "eager_s": median_seconds(eager, args.repeats), "compiled_s": median_seconds(comp, args.repeats),
@@ -173,7 +246,7 @@ def main(argv=None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compile_probe.json").write_text(json.dumps(
             {"torch": torch.__version__, "dtype": args.dtype, "batch": batch, "threads": args.threads,
-             "dynamic_widths": args.dynamic_widths, "space": args.space,
+             "dynamic_widths": args.dynamic_widths, "space": args.space, "conv": args.conv,
              "rows": rows}, indent=1, default=str))
     return 0
 

@@ -289,6 +289,26 @@ def test_compile_probe_steps_like_the_engine(monkeypatch):
     assert all(torch.isfinite(g).all() for g in grads) and grads[-2].abs() > 0  # d/d lr reaches the step
 
 
+def test_compile_probe_unfold_convolution_equals_conv2d(monkeypatch):
+    """`--conv unfold` (im2col: F.unfold and a matrix product) computes what F.conv2d does, gradients included."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import compile_probe
+
+    from gtn_edu.nn import WNConv2d
+
+    for stride in (1, 2):
+        conv = WNConv2d(3, 5, 3, stride=stride).double()
+        x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+        ref = conv(x)
+        g_ref = torch.autograd.grad(ref.square().sum(), [x, *conv.parameters()])
+        compile_probe.use_unfold_convs(conv)
+        assert type(conv) is compile_probe.UnfoldConv2d
+        out = conv(x)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        for a, b in zip(torch.autograd.grad(out.square().sum(), [x, *conv.parameters()]), g_ref):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_compile_probe_dynamic_widths_settings_are_scoped(monkeypatch):
     """`--dynamic-widths` compiles under four changed settings, and leaves torch as it was afterwards."""
     monkeypatch.syspath_prepend(str(BENCH))
