@@ -59,7 +59,7 @@ class GTNConfig:
             (the meta-gradient is their mean; the paper: 1).
         stack_learners: train a step's learners as one when they share an architecture
             (`gtn_edu.stacked`: states stacked, each inner step vmapped; the same meta-gradient).
-            Pays for small learners (MLPs on a CPU), not for conv learners on a CPU.
+            Meant for GPUs; on a CPU it paid only for small learners in checkpoint mode.
         seed: seed for everything random.
     """
 

@@ -98,9 +98,10 @@ class MetaTrainer(TrainerCheckpoints):
             k learners here equal k processes of one learner each. The paper uses 1.
         stack_learners: when this process's k learners share an architecture, train them
             as one (`stacked.py`: states stacked, each inner step vmapped). The same
-            meta-gradient to rounding; faster where steps are small (MLP learners on a CPU),
-            slower for conv learners on a CPU (docs/benchmarks.md). Callbacks then see the
-            learners' inner steps interleaved (step t of every learner, then step t+1).
+            meta-gradient to rounding; meant for GPUs (on a CPU it paid only for small learners
+            in checkpoint mode; docs/benchmarks.md). Callbacks then see the learners' inner
+            steps interleaved (step t of every learner, then step t+1). Batches that all
+            learners share are computed once either way.
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
