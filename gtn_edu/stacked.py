@@ -110,7 +110,8 @@ def same_batches(batches: Sequence) -> bool:
     first = batches[0]
     source = getattr(first, "source", None)
     return source is not None and all(
-        getattr(b, "source", None) is source and b.labels is first.labels and len(b.tensors) == len(first.tensors)
+        getattr(b, "source", None) is source and getattr(b, "labels", None) is getattr(first, "labels", None)
+        and len(b.tensors) == len(first.tensors)
         and all(a is c for a, c in zip(b.tensors, first.tensors)) for b in batches[1:])
 
 

@@ -1,8 +1,11 @@
-"""Stacked learners (`gtn_edu.stacked`): k learners of one architecture trained as one, each step vmapped.
+"""Several learners per outer iteration (`gtn_edu.stacked`): stacked learners and shared batches.
 
-What stacking must not change: every learner's trained state and the meta-gradient of the
-mean meta-loss, checked in float64 against the learners trained one at a time, in both unroll
-modes, for MLP and conv learners, and with an update rule written per tensor.
+Stacking (k learners of one architecture trained as one, each step vmapped) must not change
+any learner's trained state or the meta-gradient of the mean meta-loss: checked in float64
+against the learners trained one at a time, in both unroll modes, for MLP and conv learners,
+both curricula, and an update rule written per tensor. Batches shared by all learners are
+computed once (`BatchesOnce`): checked against each learner generating its own, with the
+teacher's forward passes counted.
 """
 
 import pytest
@@ -24,6 +27,7 @@ def _setup(space: str, k: int = 3, variant: str = "shuffled_batch"):
     # shuffled_batch: each learner its own batch order; full: one set of batches for all, computed once
     cur = Curriculum(3, 8, K, 6, variant=variant).double()
     learners = [SPACES[space]().sample(torch.Generator().manual_seed(j)).double() for j in range(k)]
+
     def batches():  # afresh for every meta-gradient: each holds a graph from the codes to its batch order
         return [teacher.batches(cur, torch.Generator().manual_seed(10 + j)) for j in range(k)]
 
