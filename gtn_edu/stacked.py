@@ -31,6 +31,7 @@ otherwise. It is meant for GPUs, where k stacked learners launch the kernels of 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -190,6 +191,9 @@ def unroll_learners(sgd, learners: Sequence[Learner], batches: Sequence, at: Seq
     learner's own state and loss.
     """
     if not (stack and len(learners) > 1 and same_architecture(learners)):
+        if stack and len(learners) > 1:  # shown once per process (Python's default warning filter)
+            warnings.warn("stack_learners: this outer iteration's learners differ in architecture, so they train "
+                          "one at a time; stacking needs an ArchSpace of one architecture (fixed widths)", stacklevel=2)
         if len(batches) > 1 and same_batches(batches):
             batches = [BatchesOnce(batches[0])] * len(batches)
         return [sgd.unroll(m, b, at=at, callback=callback) for m, b in zip(learners, batches)]

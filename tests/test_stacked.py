@@ -101,7 +101,8 @@ def test_learners_of_different_architectures_are_refused_or_run_one_at_a_time():
     torch.manual_seed(0)
     teacher = Teacher(SHAPE, K, latent_dim=6, hidden=16, channels=4, conv_channels=4)
     cur = Curriculum.full(2, 8, K, 6)
-    kept = unroll_learners(UnrolledSGD(), learners, [teacher.batches(cur)] * 2, [2], stack=True)
+    with pytest.warns(UserWarning, match="differ in architecture"):
+        kept = unroll_learners(UnrolledSGD(), learners, [teacher.batches(cur)] * 2, [2], stack=True)
     assert [s[0].params["layers.0.v"].shape for s in kept] == [m.layers[0].v.shape for m in learners]
     with pytest.raises(ValueError, match="compile_step"):
         UnrolledSGD(compile_step=True).unroll(StackedLearners([learners[0]] * 2),
