@@ -331,7 +331,7 @@ def test_learners_per_step_averages_fresh_learners():
     rec = tr.outer_step()
     assert len(seen) == 3 and len({id(m) for m in seen}) == 3
     assert rec["k"] == 2.0  # logs are the mean over the learners (1, 2, 3)
-    assert rec["meta_loss"] == pytest.approx(sum(float(v) for v in losses) / 3)
+    assert rec["meta_loss"] == pytest.approx(sum(float(v.detach()) for v in losses) / 3)
     assert len({tuple(m.layers[0].v.shape) for m in seen}) > 1  # fresh architectures, not one reused
     with pytest.raises(ValueError, match="learners_per_step"):
         MetaTrainer(teacher, Curriculum.full(2, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),

@@ -167,7 +167,7 @@ def test_learners_on_the_same_batches_get_each_batch_computed_once(mode, calls_o
     for once in (True, False):
         calls.clear()
         if once:  # what MetaTrainer does: the batches are recognised as one and the same
-            kept = unroll_learners(sgd, learners, [teacher.batches(cur) for _ in learners], [3], stack=True)
+            kept = unroll_learners(sgd, learners, [teacher.batches(cur) for _ in learners], [3], stack=False)
         else:
             kept = [[sgd.unroll(m, teacher.batches(cur))] for m in learners]
         loss = sum(m.loss(s[-1], x, y) for m, s in zip(learners, kept))
