@@ -5,6 +5,7 @@
     python benchmarks/compile_probe.py --archs 2 --smoke       # tiny learners (compiling still takes minutes)
     python benchmarks/compile_probe.py --smoke --dynamic-widths [--space mlp]   # one compilation for all widths?
     python benchmarks/compile_probe.py --smoke --dynamic-widths --conv unfold   # ... with im2col convolutions
+    python benchmarks/compile_probe.py --archs 1 --backend aot_eager   # AOTAutograd's graph run eagerly, no inductor
 
 One inner step of the meta-gradient path, as the checkpointed reverse sweep runs it: the
 learner's gradient on a batch (eq. 1's $\\nabla_\\theta \\ell$, written with `torch.func.grad`
@@ -190,6 +191,8 @@ def main(argv=None) -> int:
                     help="compile once for all widths: dynamic parameter shapes, no duck sizing, aten convolution")
     ap.add_argument("--conv", choices=["aten", "unfold"], default="aten",
                     help="conv learners' convolutions: F.conv2d, or im2col (F.unfold and a matrix product)")
+    ap.add_argument("--backend", choices=["inductor", "aot_eager", "eager"], default="inductor",
+                    help="torch.compile backend; aot_eager: the decomposed joint graph run eagerly, no codegen")
     ap.add_argument("--out", type=Path, default=None, help="write compile_probe.json here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
     data_rng = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 1, 28, 28, generator=data_rng)
     y = torch.arange(batch) % 10
-    compiled = torch.compile(inner_step, dynamic=True)
+    compiled = torch.compile(inner_step, dynamic=True, backend=args.backend)
     rows = []
     for i in range(args.archs):
         spec = space.sample_spec(rng)
@@ -246,7 +249,7 @@ def main(argv=None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compile_probe.json").write_text(json.dumps(
             {"torch": torch.__version__, "dtype": args.dtype, "batch": batch, "threads": args.threads,
-             "dynamic_widths": args.dynamic_widths, "space": args.space, "conv": args.conv,
+             "dynamic_widths": args.dynamic_widths, "space": args.space, "conv": args.conv, "backend": args.backend,
              "rows": rows}, indent=1, default=str))
     return 0
 

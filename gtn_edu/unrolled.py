@@ -73,8 +73,8 @@ class UnrolledSGD(nn.Module):
             with a compilation (a minute for an MLP, about ten for a paper-size conv learner on
             a CPU). One compilation serves MLP learners of any width; each new conv
             architecture compiles again (torch 2.14.1). Off by default. Tested equal to the
-            eager step in float64; in float32 one conv learner's compiled gradients were up to
-            4e-2 off (docs/benchmarks.md, "A float32 caveat"), so compare before relying on it.
+            eager step in float64 (in float32 a pre-activation within rounding of LeakyReLU's
+            kink can take the other slope: docs/benchmarks.md).
 
     Examples:
         >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
