@@ -29,8 +29,9 @@ torch 2.14.1: docs/benchmarks.md says where the widths become constants.)
 `F.unfold` of the input and a matrix product with the weight (`UnfoldConv2d`), checked
 against `F.conv2d` in float64 (outputs and the step's gradients) before anything is timed.
 
-This is a probe, not part of the engine: the engine's steps stay eager (see
-docs/benchmarks.md, "torch.compile", for what it showed and why).
+This is a probe. The engine's opt-in compiled step (`UnrolledSGD(compile_step=True)`,
+`gtn_edu/compiled_step.py`) uses the `--dynamic-widths` settings that apply to it (parameter
+shapes dynamic, no duck sizing); docs/benchmarks.md, "torch.compile", has what the probe showed.
 """
 
 from __future__ import annotations

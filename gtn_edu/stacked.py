@@ -158,12 +158,9 @@ class StackedBatches:
         if len(steps) != 1:
             raise ValueError(f"the learners' batches must have one number of steps, got {sorted(steps)}")
         self.steps, self.parts = steps.pop(), list(batches)
-        index: dict[int, int] = {}
-        for b in self.parts:
-            for t in b.tensors:
-                index.setdefault(id(t), len(index))
-        by_id = {id(t): t for b in self.parts for t in b.tensors}
-        self.tensors = tuple(by_id[i] for i in index)
+        # every distinct tensor once, in order of first appearance (a dict keeps its first position)
+        self.tensors = tuple({id(t): t for b in self.parts for t in b.tensors}.values())
+        index = {id(t): i for i, t in enumerate(self.tensors)}
         self._where = [[index[id(t)] for t in b.tensors] for b in self.parts]
         self.shared = same_batches(self.parts)  # every learner gets the same batches: compute them once
 
