@@ -32,14 +32,32 @@ def _trainer(seed=0, teacher=None, lr=0.05, log_path=None, callbacks=(), outer_l
                        log_path=log_path, callbacks=callbacks, progress=False, meta_loss_every=1)
 
 
+def _fixed_learners_loss(trainer, n=16):
+    """Mean real-data loss of `n` fixed fresh learners trained on the trainer's teacher (no meta-graph)."""
+    rng, split, total = torch.Generator().manual_seed(123), _toy_split(), 0.0
+    with torch.no_grad():
+        for _ in range(n):
+            learner = trainer.arch_space.sample(rng)
+            state = trainer.sgd.unroll(learner, trainer.teacher.batches(trainer.curriculum), differentiable=False)
+            total += learner.loss(state, split.x, split.y).item()
+    return total / n
+
+
 def test_meta_loss_falls(tmp_path):
-    first = last = 0.0
-    for seed in range(3):  # one seed's first iterations can happen to be easy: pool three runs
+    """Meta-training lowers the loss of fresh learners, measured on the same 16 learners before and after.
+
+    The training log's own meta-loss changes learner every iteration, so comparing its first and
+    last iterations (this test's first version) had a margin of 1 sd over 10 seed triples; on the
+    same fixed learners, after / before was 0.54 +- 0.09 per seed (seeds 0-9, AMD EPYC, at most
+    0.72), so the mean of three seeds sits 4.7 sd below the bar of 0.8.
+    """
+    ratios = []
+    for seed in range(3):
         tr = _trainer(seed=seed, log_path=tmp_path / f"log{seed}.jsonl", outer_lr=0.02)
-        recs = tr.fit(40)
-        first += sum(r["meta_loss"] for r in recs[:8]) / 8
-        last += sum(r["meta_loss"] for r in recs[-8:]) / 8
-    assert last < 0.8 * first
+        before = _fixed_learners_loss(tr)
+        tr.fit(40)
+        ratios.append(_fixed_learners_loss(tr) / before)
+    assert sum(ratios) / 3 < 0.8, ratios
     lines = (tmp_path / "log0.jsonl").read_text().splitlines()
     assert len(lines) == 40 and json.loads(lines[-1])["iteration"] == 39
 

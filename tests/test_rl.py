@@ -173,20 +173,45 @@ def test_value_network_learns_the_returns():
 
 
 def test_meta_training_improves_one_step_policies():
-    """A short run must lift fresh one-step policies far above what the untrained teacher gives them."""
-    cfg = CartPoleConfig.sized("tiny", outer_steps=25, num_envs=8, max_steps=60, inner_batch=128,
-                               outer_lr=0.02, lr_schedule="constant")
-    untrained = build_cartpole(cfg, progress=False).score(policies=6, episodes=4)
-    run, _ = _records(cfg, 25)
-    trained = run.score(policies=6, episodes=4)
-    assert trained.mean > 40 and trained.mean > 2 * untrained.mean, (str(untrained), str(trained))
+    """A short run lifts fresh one-step policies to near the episode cap, far above the untrained teacher's.
+
+    Pooled over three seeds, because one chaotic run is not a property: float results differ
+    between CPU models (Intel, AMD) and a meta-trained CartPole run amplifies the difference
+    like a change of seed. Measured on an AMD EPYC over seeds 0-19 at these settings: the
+    trained score of one seed is 52.6 to 60 (of 60; mean 58.3, sd 2.6), so a three-seed mean
+    has sd 1.5 and the bar of 50 sits 5 sd below its mean. The untrained teacher gives 9 to
+    52 (mean 32); for these seeds it involves no meta-training, so it barely moves between CPUs.
+    With an outer lr of 0.02 (the first version of this test) 5 of 60 runs collapsed to a policy
+    that drops the pole at once, and its bar (twice the untrained score) failed on AMD.
+    """
+    trained, untrained = [], []
+    for seed in (0, 1, 2):
+        cfg = CartPoleConfig.sized("tiny", seed=seed, outer_steps=40, num_envs=8, max_steps=60, inner_batch=128,
+                                   outer_lr=0.01, lr_schedule="constant")
+        untrained.append(build_cartpole(cfg, progress=False).score(policies=6, episodes=4).mean)
+        run, _ = _records(cfg, cfg.outer_steps)
+        trained.append(run.score(policies=6, episodes=4).mean)
+    mean_trained, mean_untrained = sum(trained) / 3, sum(untrained) / 3
+    assert mean_trained >= 50 and mean_trained >= mean_untrained + 12, (untrained, trained)
 
 
 def test_a2c_control_spends_its_budget_and_learns():
-    recs = train_a2c(6000, num_envs=8, max_steps=100, eval_every=2, progress=False)
-    assert recs[0]["env_steps"] == 0 and recs[-1]["env_steps"] >= 6000
-    assert [r["env_steps"] for r in recs] == sorted(r["env_steps"] for r in recs)
-    assert max(r["return"] for r in recs[1:]) > 3 * recs[0]["return"]
+    """A2C from scratch reaches long episodes within 6000 steps (three seeds pooled).
+
+    Measured on an AMD EPYC, seeds 0-11: the final greedy return is 67 to 100 of 100 (mean
+    94), while a fresh policy's greedy return ranges from 10 to 100: some initialisations
+    already balance, so a ratio to the first evaluation (this test's first version) failed
+    for 4 of 10 seeds. Seeds 0-2 start at 10, 10 and 77 (no training involved, so stable
+    across CPUs); the pooled bars sit 5 sd of a three-seed mean below the measured mean.
+    """
+    first, final = [], []
+    for seed in (0, 1, 2):
+        recs = train_a2c(6000, num_envs=8, max_steps=100, eval_every=2, progress=False, seed=seed)
+        assert recs[0]["env_steps"] == 0 and recs[-1]["env_steps"] >= 6000
+        assert [r["env_steps"] for r in recs] == sorted(r["env_steps"] for r in recs)
+        first.append(recs[0]["return"])
+        final.append(recs[-1]["return"])
+    assert sum(final) / 3 >= 60 and sum(final) / 3 >= sum(first) / 3 + 25, (first, final)
 
 
 def test_missing_gymnasium_names_the_extra(monkeypatch, capsys, tmp_path):

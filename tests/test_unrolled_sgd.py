@@ -77,9 +77,11 @@ def test_inner_loss_falls_on_real_data():
     learner = MLPLearner((1, 4, 4), 2, (16,))
     losses = []
     sgd = UnrolledSGD(0.1, 0.5)
-    sgd.unroll(learner, RealData(x, y).batches(Curriculum(30, 20, 2)), differentiable=False,
+    sgd.unroll(learner, RealData(x, y).batches(Curriculum(60, 20, 2)), differentiable=False,
                callback=lambda t, s, loss: losses.append(loss.item()))
-    assert len(losses) == 30
+    assert len(losses) == 60
+    # Measured over torch seeds 0-9 (AMD EPYC): last-5 / first-5 is 0.32 +- 0.09 (at most 0.46) with 60
+    # steps; with 30 steps it was 0.47 +- 0.11 (up to 0.66), too close to the bar across CPU kinds.
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
