@@ -35,6 +35,7 @@ from gtn_edu import accuracy_per_step
 from gtn_edu.cli import main as gtn_edu_main
 from gtn_edu.config import GTNConfig
 from gtn_edu.data import CLASS_NAMES, Split, load_dataset
+from gtn_edu.evaluate import bn_images_for
 from gtn_edu.experiment import build_arm
 from gtn_edu.viz import curriculum_images, save_image_grid
 
@@ -80,19 +81,25 @@ def evaluate(plan: str, args: argparse.Namespace) -> dict:
                              for k, v in summary["arms"].items()},
            "train_seconds": summary["total_seconds"]}
     arms = {}
+    threads = torch.get_num_threads()
     for kind in summary["arms"]:
+        # The thread count the training command scored this arm with: float sums (BatchNorm
+        # statistics of 512 images, say) round differently with another, and a few predictions flip.
+        torch.set_num_threads(summary["arms"][kind].get("torch_threads", threads))
         arm = build_arm(kind, cfg, data, device=args.device, progress=False)
         arm.trainer.load(args.run_dir / f"{kind}_checkpoint.pt")
         arms[kind] = arm
         curves = {}
         for name, split in splits.items():
             per_step = accuracy_per_step(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, split,
-                                         n_learners=PLANS[plan]["learners"], seed=cfg.seed)
+                                         n_learners=PLANS[plan]["learners"], seed=cfg.seed,
+                                         bn_images=bn_images_for(cfg.bn_stats, data.train))
             curves[name] = {"mean": [r.mean for r in per_step], "std": [r.std for r in per_step],
                             "final": per_step[-1].accuracies}
         res["arms"][kind] = {"curves": curves, "meta_loss": [r["meta_loss"] for r in arm.trainer.history]}
         print(f"{LABEL[kind]:>9}: accuracy after {cfg.inner_steps} steps: train "
               f"{100 * curves['train']['mean'][-1]:.2f}%, test {100 * curves['test']['mean'][-1]:.2f}%", flush=True)
+    torch.set_num_threads(threads)
     if {"gtn", "real"} <= set(res["arms"]):
         for name in splits:
             g, r = (res["arms"][k]["curves"][name]["mean"] for k in ("gtn", "real"))

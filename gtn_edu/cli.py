@@ -33,7 +33,7 @@ import torch.distributed as dist
 from .config import GTNConfig, config_for, quick
 from .data import DataNotFoundError, load_dataset
 from .distributed import init_process_group, is_main, rank_and_world
-from .evaluate import few_step_accuracy
+from .evaluate import bn_images_for, few_step_accuracy
 from .experiment import build_arm
 from .meta import Callback, MetaLossDivergedError
 from .viz import class_images, curriculum_images, plot_curves, save_image_grid
@@ -197,7 +197,8 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
         return {}
     hist = arm.trainer.history
     res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
-                            n_learners=cfg.eval_learners, seed=cfg.seed)  # its own streams ("eval/...")
+                            n_learners=cfg.eval_learners, seed=cfg.seed,  # its own streams ("eval/...")
+                            bn_images=bn_images_for(cfg.bn_stats, data.train))
     if kind == "gtn":
         save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
         per_class = min(10, cfg.inner_steps * cfg.inner_batch // cfg.num_classes)

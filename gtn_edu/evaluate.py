@@ -20,7 +20,19 @@ from .seeding import evaluation_streams
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
-__all__ = ["FewStepResult", "few_step_accuracy", "accuracy_per_step", "ensemble_accuracy"]
+__all__ = ["FewStepResult", "few_step_accuracy", "accuracy_per_step", "ensemble_accuracy", "BN_IMAGES",
+           "bn_images_for"]
+
+BN_IMAGES = 512
+"""Real training images whose BatchNorm statistics a learner is scored with under `bn_stats="real"`
+(the NAS ground truth sets its statistics from as many)."""
+
+
+def bn_images_for(bn_stats: str, train: Split) -> torch.Tensor | None:
+    """The images to score with under `bn_stats`: the first `BN_IMAGES` of `train` for "real", else None."""
+    if bn_stats not in ("synthetic", "real"):
+        raise ValueError(f"bn_stats must be 'synthetic' or 'real', got {bn_stats!r}")
+    return train.x[:BN_IMAGES] if bn_stats == "real" else None
 
 
 @dataclass
@@ -47,13 +59,20 @@ class FewStepResult:
         return f"{100 * self.mean:.2f}% +- {100 * self.std:.2f} (n={len(self.accuracies)})"
 
 
-def _train(teacher, curriculum, sgd, learner, rng, at=None):
+def _train(teacher, curriculum, sgd, learner, rng, at=None, bn_images=None):
     batches = teacher.batches(curriculum, rng)
-    return sgd.unroll(learner, batches, at=at, differentiable=False)
+    states = sgd.unroll(learner, batches, at=at, differentiable=False)
+    if bn_images is None:
+        return states
+    with torch.no_grad():
+        if at is None:
+            return learner.with_batch_stats(states, bn_images)
+        return [learner.with_batch_stats(s, bn_images) for s in states]
 
 
 def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                      split: Split, *, n_learners: int = 5, seed: int = 1234) -> FewStepResult:
+                      split: Split, *, n_learners: int = 5, seed: int = 1234,
+                      bn_images: torch.Tensor | None = None) -> FewStepResult:
     """Train `n_learners` fresh learners for T steps on `teacher`'s data; accuracy on `split`.
 
     Args:
@@ -66,6 +85,8 @@ def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
         seed: the evaluation's seed: architectures and initialisations come from the stream
             ("eval/arch"), `RealData` batches from ("eval/data"); both differ from the
             meta-training streams of the same seed.
+        bn_images: real training images whose BatchNorm statistics each trained learner is
+            scored with (`bn_images_for`); None: the last inner batch's (the paper's way).
 
     Returns:
         A `FewStepResult` with one accuracy per learner.
@@ -77,21 +98,23 @@ def few_step_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
     result = FewStepResult()
     for _ in range(n_learners):
         learner = arch_space.sample(arch_rng).to(device)
-        state = _train(teacher, curriculum, sgd, learner, data_rng)
+        state = _train(teacher, curriculum, sgd, learner, data_rng, bn_images=bn_images)
         result.accuracies.append(learner.accuracy(state, split.x, split.y))
     return result
 
 
 def accuracy_per_step(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                      split: Split, *, n_learners: int = 3, seed: int = 1234) -> list[FewStepResult]:
-    """Accuracy after each of the T inner steps (Figure 2b), one result per step."""
+                      split: Split, *, n_learners: int = 3, seed: int = 1234,
+                      bn_images: torch.Tensor | None = None) -> list[FewStepResult]:
+    """Accuracy after each of the T inner steps (Figure 2b), one result per step (`bn_images`: as in
+    `few_step_accuracy`)."""
     device = split.x.device
     arch_rng, data_rng = evaluation_streams(seed, device)
     T = curriculum.steps
     per_step = [FewStepResult() for _ in range(T)]
     for _ in range(n_learners):
         learner = arch_space.sample(arch_rng).to(device)
-        states = _train(teacher, curriculum, sgd, learner, data_rng, at=range(1, T + 1))
+        states = _train(teacher, curriculum, sgd, learner, data_rng, at=range(1, T + 1), bn_images=bn_images)
         for t, state in enumerate(states):
             per_step[t].accuracies.append(learner.accuracy(state, split.x, split.y))
     return per_step
@@ -99,8 +122,10 @@ def accuracy_per_step(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
 
 @torch.no_grad()
 def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                      split: Split, *, n_learners: int = 5, seed: int = 1234) -> tuple[float, FewStepResult]:
-    """Accuracy of the averaged softmax of `n_learners` learners trained on one teacher (Figure 7).
+                      split: Split, *, n_learners: int = 5, seed: int = 1234,
+                      bn_images: torch.Tensor | None = None) -> tuple[float, FewStepResult]:
+    """Accuracy of the averaged softmax of `n_learners` learners trained on one teacher (Figure 7;
+    `bn_images`: as in `few_step_accuracy`).
 
     Returns:
         (ensemble accuracy, the individual learners' `FewStepResult`).
@@ -111,7 +136,7 @@ def ensemble_accuracy(teacher: BaseTeacher, curriculum: Curriculum, sgd: Unrolle
     single = FewStepResult()
     for _ in range(n_learners):
         learner = arch_space.sample(arch_rng).to(device)
-        state = _train(teacher, curriculum, sgd, learner, data_rng)
+        state = _train(teacher, curriculum, sgd, learner, data_rng, bn_images=bn_images)
         single.accuracies.append(learner.accuracy(state, split.x, split.y))
         probs += torch.cat([learner.predict(state, xb).softmax(1) for xb in split.x.split(EVAL_CHUNK)])
     return (probs.argmax(1) == split.y).float().mean().item(), single

@@ -94,7 +94,8 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
     arch = build_arch_space(cfg, shape, k)
     # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.
     augment = RandomCropFlip(4, fill=(-data.mean / data.std).tolist()) if cfg.augment else None
-    trainer = MetaTrainer(teacher, curriculum, sgd, arch, RealBatchLoss(data.train, cfg.outer_batch, augment),
+    objective = RealBatchLoss(data.train, cfg.outer_batch, augment, cfg.bn_stats)
+    trainer = MetaTrainer(teacher, curriculum, sgd, arch, objective,
                           outer_lr=cfg.outer_lr, hyper_lr=cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
                           meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
                           lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,

@@ -144,6 +144,12 @@ class Learner(nn.Module):
     def train_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
                    y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Inner loss on a training batch with batch statistics; returns (loss, new BN statistics)."""
+        out, stats = self._batch_forward(params, buffers, x)
+        return self.inner_loss(out, y), stats
+
+    def _batch_forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
+                       x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Outputs in training mode (batch statistics) and the statistics each `LearnerBatchNorm` saw."""
         self.check_input(x)
         self.train()
         out = functional_call(self, {**params, **buffers}, (x,))
@@ -153,7 +159,21 @@ class Learner(nn.Module):
                 prefix = f"{name}." if name else ""
                 stats[prefix + "running_mean"], stats[prefix + "running_var"] = m.last_stats
                 m.last_stats = None
-        return self.inner_loss(out, y), stats
+        return out, stats
+
+    def with_batch_stats(self, state: LearnerState, x: Tensor) -> LearnerState:
+        """`state` with its BatchNorm statistics replaced by those of the batch `x`.
+
+        One forward pass in training mode over `x` (e.g. real images) collects each
+        `LearnerBatchNorm`'s batch mean and variance; weights and momentum stay. Scoring
+        with these statistics instead of the last inner batch's (`bn_stats="real"` in
+        `GTNConfig`) normalises real images with real statistics. Differentiable: under
+        autograd the statistics depend on the weights as the scored outputs do.
+        """
+        if not state.buffers:
+            return state
+        _, stats = self._batch_forward(state.params, state.buffers, x)
+        return LearnerState(state.params, state.momentum_buffer, {**state.buffers, **stats})
 
     def predict(self, state: LearnerState, x: Tensor) -> Tensor:
         """Outputs of the trained learner (eval mode: BN uses the state's statistics)."""

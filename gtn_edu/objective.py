@@ -60,16 +60,23 @@ class RealBatchLoss(MetaObjective):
         split (Split): real training data with `sample(batch_size, rng)` (a `data.Split`).
         batch_size: real examples per meta-loss (Table 2: 128).
         augment (Callable | None): `augment(x, rng) -> x`, e.g. `RandomCropFlip()`; None: none.
+        bn_stats: "synthetic": score with the BatchNorm statistics the learner finished
+            training with (the last inner batch's); "real": with the real batch's own
+            (`Learner.with_batch_stats`), so a teacher is not judged by how well its last
+            batch's statistics suit real images.
     """
 
     progress_fields = {"acc": "meta_acc"}
 
-    def __init__(self, split, batch_size: int, augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None
-                 ) -> None:
+    def __init__(self, split, batch_size: int,
+                 augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
+                 bn_stats: str = "synthetic") -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of real examples, got {batch_size}")
-        self.split, self.batch_size, self.augment = split, batch_size, augment
+        if bn_stats not in ("synthetic", "real"):
+            raise ValueError(f"bn_stats must be 'synthetic' or 'real', got {bn_stats!r}")
+        self.split, self.batch_size, self.augment, self.bn_stats = split, batch_size, augment, bn_stats
 
     def forward(self, learner: Learner, states: Sequence[LearnerState],
                 rng: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -79,6 +86,8 @@ class RealBatchLoss(MetaObjective):
             x = self.augment(x, rng)
         losses = []
         for state in states:
+            if self.bn_stats == "real":
+                state = learner.with_batch_stats(state, x)
             out = learner.predict(state, x)
             losses.append(learner.loss_fn(out, y))
         acc = (out.argmax(1) == y).float().mean()  # accuracy of the final state
