@@ -3,6 +3,9 @@
     python benchmarks/nas_groundtruth.py --data-root ../shared/data --seeds 0 --threads 1 &  # 2 CPU cores:
     python benchmarks/nas_groundtruth.py --data-root ../shared/data --seeds 1 --threads 1 &  # ~70 min, seeds
     wait; python benchmarks/nas_groundtruth.py --data-root ../shared/data                   # in parallel
+    python benchmarks/nas_groundtruth.py --n 100 --seeds 0 --threads 1 &  # extend the shipped table: only the
+    python benchmarks/nas_groundtruth.py --n 100 --seeds 1 --threads 1 &  # 60 new cells train, even with no
+    wait; python benchmarks/nas_groundtruth.py --n 100                    # cache (its rows fill the cache)
     python benchmarks/nas_groundtruth.py --dataset fashion-mnist --n 40 --seeds 0 1 2
     python benchmarks/nas_groundtruth.py --device cuda --filters 32 --cells-per-stage 3 --epochs 20 --n 200
 
@@ -18,20 +21,28 @@ ships and `GroundTruth.stored()` reads) with the settings, the
 device, the commit and the seconds it took, plus the seeds' own rank correlation, the
 ceiling for any proxy. Every architecture is cached as it finishes (`--cache-dir`), so a
 stopped run (Ctrl-C, `--time-limit`) continues where it stopped when run again; a bigger
-`--n` extends a finished table by evaluating only the new architectures.
+`--n` extends a finished table by evaluating only the new architectures. That holds on a
+fresh machine too, without the cache: the rows of the table at `--reuse` (default: `--out`,
+so the shipped table) are written into the cache first (those of the run's `--seeds`:
+start processes of one seed each together, as above, since each reads the table as it
+starts and writes it when done), provided the table was computed with the same space and
+settings (all but `--n` and `--seeds`; and the same evaluation key, a hash that includes
+the data, when the table records one); otherwise the script says why and computes
+everything (`--no-reuse`: never read a table).
 
 Cost at the defaults (CIFAR-10 partial copy, 3600 training images, N=1, F=8, 2 epochs of
 batch 64): about 100 s a training on one CPU thread (50 s an epoch, in channels-last
 memory order), so 40 cells x 2 seeds take about 70 minutes with the two seeds run as two
 single-thread processes at once (the commands above: the last one finds every score in
 the cache and writes the table). The JSON records the measured seconds of every training.
-On a GPU, raise `--filters`, `--cells-per-stage`, `--epochs` and `--n` (the third command
+On a GPU, raise `--filters`, `--cells-per-stage`, `--epochs` and `--n` (the last command
 at the top); the scores are cached per setting, so a bigger table never reuses small ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,11 +51,16 @@ import torch
 from report import DOCS_FIGURES, REPO, environment, write_json
 
 from gtn_edu.data import Split, load_dataset
-from gtn_edu.nas import CellSpace, EpochsEvaluation, NASEvaluator, sample_specs, seed_to_seed
+from gtn_edu.nas import CellSpace, EpochsEvaluation, NASEvaluator, Result, canonical, sample_specs, seed_to_seed
 from gtn_edu.nas.groundtruth import TABLES
 
 SMOKE = dict(n=3, seeds=[0, 1], epochs=1, filters=4, cells_per_stage=1, num_nodes=2, train_images=64,
              val_images=64, batch_size=16, bn_images=32)
+"""The `--smoke` defaults (options given on the command line still win, e.g. `--smoke --n 5`)."""
+NOT_SETTINGS = ("out", "cache_dir", "time_limit", "data_root", "threads", "reuse", "no_reuse")
+"""Options that do not change a score: left out of the table's settings."""
+GROWS = ("n", "seeds")
+"""Settings a run may change and still reuse a stored table's rows."""
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -70,16 +86,55 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds (resumable)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="a table whose rows need no recomputing if its space and settings match (default: --out)")
+    ap.add_argument("--no-reuse", action="store_true", help="read no stored table: only the cache")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on tiny settings (the tests)")
     args = ap.parse_args(argv)
     if args.smoke:
-        for k, v in SMOKE.items():
-            setattr(args, k, v)
+        ap.set_defaults(**SMOKE)
+        args = ap.parse_args(argv)
     if args.out is None:  # the shipped table (GroundTruth.stored), or beside the figures for a smoke run
         args.out = (DOCS_FIGURES / f"nas_groundtruth_{args.dataset}_smoke.json" if args.smoke
                     else TABLES / f"groundtruth_{args.dataset}.json")
     args.cache_dir = args.cache_dir or REPO / "runs" / f"nas_groundtruth_{args.dataset}"
+    args.reuse = None if args.no_reuse else (args.reuse or args.out)
     return args
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """The run's settings as the table records them (JSON values; no paths, threads or time limit)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in NOT_SETTINGS}
+
+
+def stored_results(path: Path | None, settings: dict, space: dict, key: str,
+                   specs: list[dict]) -> tuple[dict[int, list[Result]], str]:
+    """The rows of the table at `path` this run would compute the same, by seed, and a line saying what was found.
+
+    A table counts if its space and its settings (but `GROWS`) equal the run's, its
+    evaluation key too when it records one, and its genotypes are the first of `specs`.
+    """
+    if path is None or not path.exists():
+        return {}, "no stored table to reuse"
+    raw = json.loads(path.read_text())
+    old, new = ({k: v for k, v in d.items() if k not in GROWS} for d in (raw.get("settings", {}), settings))
+    why = []
+    if raw.get("space") != space:
+        why.append("its space differs")
+    if old != new:
+        why.append(f"its settings differ in {sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))}")
+    if raw.get("evaluation", {}).get("key", key) != key:
+        why.append("its evaluation key differs (other data?)")
+    rows = raw.get("architectures", [])[:len(specs)]
+    if [canonical(r["genotype"]) for r in rows] != [canonical(g) for g in specs[:len(rows)]]:
+        why.append("its architectures are not this run's sample")
+    if why:
+        return {}, f"not reusing {path}: " + "; ".join(why)
+    by_seed: dict[int, list[Result]] = {}
+    for r in rows:
+        for seed, acc in r["accuracy"].items():
+            by_seed.setdefault(int(seed), []).append(Result(r["genotype"], acc, r["seconds"][seed]))
+    return by_seed, f"reusing {path}: {sum(map(len, by_seed.values()))} scores of {len(rows)} architectures"
 
 
 def main(argv=None) -> int:
@@ -100,9 +155,19 @@ def main(argv=None) -> int:
           f"{args.dataset} images, scored on {len(val)} {args.score_split} images, "
           f"N={args.cells_per_stage}, F={args.filters}, on {args.device}; cache "
           f"{args.cache_dir}", flush=True)
-    start, per_seed, finished = time.perf_counter(), {}, True
+    space_json = {"input_shape": list(space.input_shape), "num_classes": space.num_classes,
+                  "cells_per_stage": space.cells_per_stage, "filters": space.filters, "num_nodes": space.num_nodes,
+                  "ops": list(space.ops), "weight_norm": space.weight_norm}
+    key = NASEvaluator(space, evaluation).key
+    stored, found = stored_results(args.reuse, settings_of(args), space_json, key, specs)
+    print(found, flush=True)
+    start, per_seed, finished, copied = time.perf_counter(), {}, True, 0
     for seed in args.seeds:
         evaluator = NASEvaluator(space, evaluation, args.cache_dir, seed=seed)
+        # only this run's seeds: a process per seed never writes another's cache file
+        if stored.get(seed) and (added := evaluator.prefill(stored[seed])):
+            print(f"seed {seed}: {added} scores copied from the table into the cache", flush=True)
+            copied += added
         results = []
         for spec in specs:  # one at a time, so the time limit can stop between architectures
             if args.time_limit and time.perf_counter() - start > args.time_limit:
@@ -118,12 +183,10 @@ def main(argv=None) -> int:
               "seconds": {str(s): per_seed[s][i].seconds for s in args.seeds if i < len(per_seed.get(s, []))}}
              for i, spec in enumerate(specs)]
     ceiling = seed_to_seed([[r.score for r in per_seed[s]] for s in complete]) if len(complete) >= 2 else None
-    res = {"env": environment(args.device), "complete": finished,
-           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                        if k not in ("out", "cache_dir", "time_limit", "data_root", "threads")},
-           "space": {"input_shape": list(space.input_shape), "num_classes": space.num_classes,
-                     "cells_per_stage": space.cells_per_stage, "filters": space.filters,
-                     "num_nodes": space.num_nodes, "ops": list(space.ops), "weight_norm": space.weight_norm},
+    res = {"env": environment(args.device), "complete": finished, "settings": settings_of(args), "space": space_json,
+           "evaluation": {"name": evaluation.name, "key": key},
+           "reused": {"table": str(args.reuse), "scores": copied,  # rows computed by an earlier run, there
+                      "env": json.loads(args.reuse.read_text()).get("env")} if copied else None,
            "splits": {"train": len(train), "val": len(val)}, "seed_to_seed_spearman": ceiling,
            "seconds": sum(r.seconds for rs in per_seed.values() for r in rs), "architectures": table}
     write_json(args.out, res)

@@ -180,14 +180,24 @@ def test_reproduce_nas_smoke_and_resume(tmp_path, data_root):
     assert "stopped by --time-limit" in stopped.stdout and not (tmp_path / "out" / "repro_nas_smoke.json").exists()
     _run("reproduce_nas.py", *args)
     res = json.loads((tmp_path / "out" / "repro_nas_smoke.json").read_text())
-    names = ["GTN data", "real data, same steps", "real training, 1 epoch of 32 images", "SynFlow", "NASWOT"]
+    bn = ", BN of 64 real images"
+    names = ["GTN data", "real data, same steps", "GTN data" + bn, "real data, same steps" + bn,
+             "real training, 1 epoch of 32 images", "SynFlow", "NASWOT"]
     assert list(res["rank_correlations"]) == names and len(res["ground_truth"]) == 3
+    assert res["settings"]["proxy_seeds"] == [100, 101] and res["settings"]["score_on"] == "val"
     for name in names:
         assert -1 <= res["rank_correlations"][name]["all"]["rho"] <= 1 and len(res["scores"][name]) == 3
         assert len(res["searches"]["evaluations"][name]["picked_truth"]) == 20
+        per_seed = res["scores_per_seed"][name]  # the table's score: the mean over the proxy seeds
+        assert list(per_seed) == ["100", "101"]
+        assert res["scores"][name] == pytest.approx([statistics.fmean(s) for s in zip(*per_seed.values())])
     assert min(res["ground_truth"]) <= res["searches"]["random_mean"] <= res["searches"]["perfect_mean"]
+    assert list(res["paired_bootstrap"]) == ["last inner batch", "64 real images"]
+    for d in res["paired_bootstrap"].values():
+        assert -2 <= d["difference"] <= 2 and 0 <= d["above_zero"] <= 1 and d["n"] == 3
     text = (tmp_path / "out" / "repro_nas_smoke.md.txt").read_text()
     assert "| GTN data |" in text and "seed vs seed" in text and "a perfect evaluation" in text
+    assert "| last inner batch | " in text and "evaluator seeds [100, 101]" in text
     for fig in ("fig3c", "search"):
         assert (tmp_path / "out" / f"repro_nas_smoke_{fig}.png").stat().st_size > 0
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from gtn_edu import Curriculum, Dataset, Split, Teacher, UnrolledSGD
+from gtn_edu.learner import LearnerState
 from gtn_edu.nas import (
     CellSpace,
     EpochsEvaluation,
@@ -19,7 +21,9 @@ from gtn_edu.nas import (
     RealDataEvaluation,
     SynFlowEvaluation,
     canonical,
+    fingerprint,
 )
+from gtn_edu.nn import LearnerBatchNorm
 
 SHAPE = (3, 8, 8)
 
@@ -258,3 +262,60 @@ def test_epochs_evaluation_scores_with_statistics_of_bn_images(space, specs):
     assert ev.settings()["bn_images"] == 64
     with pytest.raises(ValueError, match="bn_images >= 2"):
         EpochsEvaluation(train, val, 1, bn_images=1)
+
+
+# ---- BatchNorm statistics of real images at scoring time ----
+def _statistics_by_hand(learner, state, images):
+    """`state` with every LearnerBatchNorm's statistics those of its input over `images` (mean, unbiased var)."""
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda _, args, name=name: inputs.__setitem__(name, args[0]))
+             for name, m in learner.named_modules() if isinstance(m, LearnerBatchNorm)]
+    with torch.no_grad():
+        torch.func.functional_call(learner.train(), {**state.params, **state.buffers}, (images,))
+    for h in hooks:
+        h.remove()
+    buffers = {}
+    for name, x in inputs.items():
+        dims = [0, *range(2, x.dim())]
+        buffers[f"{name}.running_mean"], buffers[f"{name}.running_var"] = x.mean(dims), x.var(dims, correction=1)
+    assert set(buffers) == set(state.buffers) and buffers
+    return LearnerState(state.params, state.momentum_buffer, buffers)
+
+
+def test_bn_images_set_the_statistics_the_score_uses(space, specs, data):
+    """With bn_images, the trained learner is scored with their BatchNorm statistics (float64, by hand)."""
+    train, val = (Split(s.x.double(), s.y) for s in data)
+    bn = train.x[:32]
+    plain = RealDataEvaluation(train, val, 3, 10, UnrolledSGD(0.3, 0.5).double())
+    real_bn = RealDataEvaluation(train, val, 3, 10, UnrolledSGD(0.3, 0.5).double(), bn_images=bn)
+    reference = space.build(specs[1], _rng(4)).double()  # trained the plain (NCHW) way, statistics set by hand
+    trained = plain.sgd.unroll(reference, plain.teacher.batches(plain.curriculum, _rng(5)), differentiable=False)
+    by_hand = _statistics_by_hand(reference, trained, bn)
+    learner, scored = space.build(specs[1], _rng(4)).double(), []
+    accuracy = learner.accuracy
+    learner.accuracy = lambda state, x, y: scored.append(state) or accuracy(state, x, y)  # see the scored state
+    assert real_bn.score(learner, _rng(5)) == reference.accuracy(by_hand, val.x, val.y)
+    for name, stat in by_hand.buffers.items():
+        torch.testing.assert_close(scored[0].buffers[name], stat, rtol=1e-10, atol=1e-12)
+        assert not torch.allclose(stat, trained.buffers[name])  # not the last inner batch's
+    assert plain.score(space.build(specs[1], _rng(4)).double(), _rng(5)) == reference.accuracy(trained, val.x, val.y)
+    assert not torch.allclose(reference.predict(by_hand, val.x), reference.predict(trained, val.x))
+
+
+def test_bn_images_change_the_settings_and_travel_through_from_arm(space, data, tmp_path):
+    train, val = data
+    bn = train.x[:16]
+    gtn = _gtn(val)
+    arm = SimpleNamespace(teacher=gtn.teacher, curriculum=gtn.curriculum, sgd=gtn.sgd)
+    gtn_bn = GTNEvaluation.from_arm(arm, val, bn_images=bn)
+    real_arm = SimpleNamespace(curriculum=Curriculum(2, 10, 10, latent_dim=1, variant="none"), sgd=UnrolledSGD(0.1))
+    real, real_bn = (RealDataEvaluation.from_arm(real_arm, train, val, bn_images=b) for b in (None, bn))
+    assert gtn_bn.bn_images is not None and torch.equal(gtn_bn.bn_images, bn) and torch.equal(real_bn.bn_images, bn)
+    for a, b in ((gtn, gtn_bn), (real, real_bn)):
+        assert "bn_images" not in a.settings()  # as before: earlier runs' caches stay valid
+        assert b.settings()["bn_images"] == fingerprint(bn)
+        assert NASEvaluator(space, a, tmp_path).key != NASEvaluator(space, b, tmp_path).key
+    other = GTNEvaluation.from_arm(arm, val, bn_images=train.x[16:32])
+    assert NASEvaluator(space, other, tmp_path).key != NASEvaluator(space, gtn_bn, tmp_path).key
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        GTNEvaluation.from_arm(arm, val, bn_images=train.x[:1])

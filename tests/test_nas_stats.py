@@ -2,9 +2,19 @@
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
-from gtn_edu.nas.stats import RankCorrelation, bootstrap_ci, rank_correlations, seed_to_seed, spearman, top_half
+from gtn_edu.nas.stats import (
+    RankCorrelation,
+    bootstrap_ci,
+    paired_bootstrap,
+    rank_correlations,
+    seed_to_seed,
+    spearman,
+    top_half,
+)
 
 
 def test_spearman_by_hand():
@@ -51,3 +61,37 @@ def test_seed_to_seed_is_the_mean_pairwise_correlation():
 def test_bad_input_names_the_fix(proxy, truth, match):
     with pytest.raises(ValueError, match=match):
         spearman(proxy, truth)
+
+
+def test_paired_bootstrap_by_hand():
+    """The same resampled indices for both proxies, drawn as default_rng(seed).integers(0, n, n) per resample."""
+    a, b = [0.3, 0.1, 0.7, 0.2, 0.9, 0.5], [0.6, 0.2, 0.1, 0.3, 0.8, 0.4]
+    t = [0.2, 0.3, 0.6, 0.1, 0.7, 0.9]
+    res = paired_bootstrap(a, b, t, n_boot=6, seed=4)
+    rng, diffs = np.random.default_rng(4), []
+    pa, pb, pt = map(np.asarray, (a, b, t))
+    for _ in range(6):
+        idx = rng.integers(0, 6, 6)
+        if min(np.ptp(pa[idx]), np.ptp(pb[idx]), np.ptp(pt[idx])) > 0:  # a constant resample is dropped
+            diffs.append(stats.spearmanr(pa[idx], pt[idx]).statistic - stats.spearmanr(pb[idx], pt[idx]).statistic)
+    assert len(diffs) >= 4 and res.n_boot == len(diffs) and res.n == 6
+    assert res.difference == pytest.approx(stats.spearmanr(a, t).statistic - stats.spearmanr(b, t).statistic)
+    assert (res.low, res.high) == pytest.approx(tuple(np.quantile(diffs, [0.025, 0.975])))
+    assert res.above_zero == pytest.approx(np.mean(np.asarray(diffs) > 0))
+    assert "resamples" in str(res) and res.level == 0.95
+
+
+def test_paired_bootstrap_of_a_proxy_with_itself_is_exactly_zero():
+    a, t = [0.3, 0.1, 0.7, 0.2, 0.9, 0.5, 0.4], [0.2, 0.3, 0.6, 0.1, 0.7, 0.9, 0.5]
+    res = paired_bootstrap(a, a, t, n_boot=200)
+    assert (res.difference, res.low, res.high, res.above_zero) == (0.0, 0.0, 0.0, 0.0) and res.n_boot > 150
+    top = paired_bootstrap(a, list(range(7)), t, statistic=top_half, n_boot=50)  # any statistic
+    assert top.difference == pytest.approx(top_half(a, t) - top_half(list(range(7)), t))
+
+
+@pytest.mark.parametrize("a,b,t,match", [([1, 2, 3], [1, 2], [1, 2, 3], "same architectures, got 3 and 2"),
+                                         ([1, 2, 3], [3, 2, 1], [1, 2], "same length"),
+                                         ([1, 2], [2, 1], [1, 2], "at least 3")])
+def test_paired_bootstrap_bad_input_names_the_fix(a, b, t, match):
+    with pytest.raises(ValueError, match=match):
+        paired_bootstrap(a, b, t)

@@ -34,7 +34,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | the first 6 stored cells, a 3-iteration teacher | any CPU, about a minute (tests, CI) |
-# | `quick` (default) | all 40 stored cells; the quick CIFAR-10 teacher if you have it | 2-core CPU: 7-10 min |
+# | `quick` (default) | all 40 stored cells; the quick CIFAR-10 teacher if you have it | 2-core CPU: ~20 min |
 # | `paper` | your own ground truth and a Table 3 teacher (see below) | one GPU (`cuda`) |
 #
 # **What is loaded rather than computed.** The ground truth (80 real trainings, about 80
@@ -42,8 +42,12 @@
 # `benchmarks/nas_groundtruth.py`). The GTN teacher comes from the folder in
 # `GTN_EDU_NAS_TEACHER` when it holds `gtn_checkpoint.pt` and `real_checkpoint.pt` (what
 # `gtn-edu train --dataset cifar10 --quick --out DIR` writes); otherwise this tutorial
-# meta-trains a small teacher itself, for fewer iterations than the quick run. CIFAR-10
-# is read from `GTN_EDU_DATA`; offline, the partial copy (4000 training images) is used.
+# meta-trains a small teacher itself, for fewer iterations than the quick run. Scores are
+# cached as they are computed; `GTN_EDU_NAS_CACHE` names a cache to use instead, such as
+# the one `benchmarks/reproduce_nas.py --quick` fills (`runs/repro_nas_quick`): with the
+# same teacher and settings the judges' scores are read from it rather than computed
+# again, and section 3 prints how many were. CIFAR-10 is read from `GTN_EDU_DATA`;
+# offline, the partial copy (4000 training images) is used.
 
 # %%
 import datetime
@@ -57,8 +61,10 @@ import torch
 import gtn_edu
 from gtn_edu import CIFARConfig, DataNotFoundError, GTNConfig, load_dataset
 from gtn_edu.config import quick
+from gtn_edu.evaluate import bn_images_for
 from gtn_edu.experiment import build_arm
 from gtn_edu.nas import (
+    PROXY_SEEDS,
     Genotype,
     GroundTruth,
     GTNEvaluation,
@@ -66,6 +72,7 @@ from gtn_edu.nas import (
     RealDataEvaluation,
     SynFlowEvaluation,
     markdown_table,
+    paired_bootstrap,
     plot_cell,
     plot_proxies,
     plot_searches,
@@ -78,18 +85,23 @@ from gtn_edu.nas import (
 SIZE = os.environ.get("GTN_EDU_TUTORIAL_SIZE", "quick")
 TRUTH = os.environ.get("GTN_EDU_NAS_TRUTH")      # a ground-truth JSON of your own (paper size)
 TEACHER = os.environ.get("GTN_EDU_NAS_TEACHER")  # a folder with gtn_checkpoint.pt and real_checkpoint.pt
+CACHE = os.environ.get("GTN_EDU_NAS_CACHE")      # a score cache to read first (e.g. runs/repro_nas_quick)
 if SIZE == "tiny":
     n_arch, device, own_iters, search_n, search_seeds = 6, "cpu", 3, 3, 50
     cfg = CIFARConfig(inner_steps=4, inner_batch=20, outer_batch=32, outer_steps=3, init_lr=0.1,
                       per_step_hyper=True, latent_dim=16, teacher_hidden=32, teacher_channels=8,
-                      teacher_conv_channels=8, arch_scale=0.0625, mode="full", eval_learners=2)
+                      teacher_conv_channels=8, arch="mnist", arch_scale=0.0625, bn_stats="real",
+                      mode="full", eval_learners=2)
+    proxy_seeds = PROXY_SEEDS[:1]
     TEACHER = None  # always a fresh 3-iteration teacher: the tiny size tests the whole path
 elif SIZE == "quick":
     n_arch, device, own_iters, search_n, search_seeds = None, "cpu", 60, 10, 1000
     cfg = quick(CIFARConfig())
+    proxy_seeds = PROXY_SEEDS[:2]
 elif SIZE == "paper":
     n_arch, device, own_iters, search_n, search_seeds = None, "cuda", None, 100, 1000
     cfg = CIFARConfig()
+    proxy_seeds = PROXY_SEEDS
     if not torch.cuda.is_available():
         raise RuntimeError("GTN_EDU_TUTORIAL_SIZE=paper needs a GPU (CUDA is not available); use quick on a CPU.")
     if not (TRUTH and TEACHER):
@@ -101,7 +113,8 @@ else:
 
 OUT = Path(os.environ.get("GTN_EDU_TUTORIAL_OUT", "runs/tutorials")) / "03_nas" / SIZE
 OUT.mkdir(parents=True, exist_ok=True)
-print(f"size {SIZE!r} on {device}; files go to {OUT}/")
+CACHE = Path(CACHE) if CACHE and SIZE != "tiny" else OUT / "cache"
+print(f"size {SIZE!r} on {device}; files go to {OUT}/, scores are cached in {CACHE}/")
 print(f"gtn_edu {gtn_edu.__version__}, torch {torch.__version__}, {torch.get_num_threads()} CPU "
       f"threads, {datetime.date.today()}")
 
@@ -193,10 +206,20 @@ print(f"mean accuracy {100 * sum(mean_truth) / len(mean_truth):.1f}%, from {100 
 # Every judge scores a freshly initialised network; higher is better.
 #
 # * **GTN evaluation**: T inner steps on the teacher's synthetic curriculum with its
-#   meta-learned learning rate and momentum, then accuracy on real validation images.
-#   The teacher was meta-trained on the A.2 learners and never saw a cell network.
+#   meta-learned learning rate and momentum, then accuracy on real images. The teacher
+#   was meta-trained on tutorial 2's learners and never saw a cell network.
 # * **Real data, same steps**: the same T steps on random real batches, with the lr and
 #   momentum meta-learned for real data (the paper's control).
+#
+# Both score a cell network with the BatchNorm statistics of real training images
+# (`bn_images`, as the quick teacher was meta-trained: tutorial 2, section 1), on the 3600
+# training images at the quick size (a score on 400 validation images would carry a
+# binomial error of 2 points, about what separates the cells); GTN evaluation's learners
+# never train on a real image, and the real-data judge sees only its T x B of them. Each
+# cell is scored with several initialisations (`proxy_seeds`) and the score is their mean.
+# None of them is a ground-truth seed: with the same seed a judge would train exactly
+# the networks the ground truth trained, and agree with it for that reason alone.
+# `benchmarks/reproduce_nas.py` also scores both with the last inner batch's statistics.
 # * **SynFlow** (Tanaka et al., 2020): sums $|\theta \odot \partial R/\partial\theta|$
 #   for the network made positive; no data, no labels, no training.
 # * **NASWOT** (Mellor et al., 2021): how differently the untrained network's ReLU
@@ -226,15 +249,20 @@ for kind in ("gtn", "real"):
         arms[kind].trainer.fit(own_iters, desc=f"meta-train {kind} (no stored teacher)")
         print(f"{kind}: meta-trained here for {own_iters} outer iterations (T={cfg.inner_steps})")
 
+truth.check_proxy_seeds(proxy_seeds)  # refuses a ground-truth seed
+scored = data.train if SIZE == "quick" else data.val  # what GTN and real-data evaluation score on
+bn_images = bn_images_for("real", data.train)
 evaluations = {
-    "GTN data": GTNEvaluation.from_arm(arms["gtn"], data.val),
-    "real data, same steps": RealDataEvaluation.from_arm(arms["real"], data.train, data.val),
+    "GTN data": GTNEvaluation.from_arm(arms["gtn"], scored, bn_images=bn_images),
+    "real data, same steps": RealDataEvaluation.from_arm(arms["real"], data.train, scored, bn_images=bn_images),
     "SynFlow": SynFlowEvaluation(device),
     "NASWOT": NASWOTEvaluation(data.train.x[:64]),
 }
 steps = arms["gtn"].curriculum.steps
 print(f"GTN and real-data evaluation: {steps} steps of {arms['gtn'].curriculum.batch_size} images, then "
-      f"accuracy on {len(data.val)} validation images")
+      f"accuracy on {len(scored)} images with the BatchNorm statistics of {len(bn_images)} training images; "
+      f"{len(proxy_seeds)} initialisation(s) per cell (evaluator seeds {list(proxy_seeds)}; the ground truth's: "
+      f"{sorted(truth.scores)})")
 
 # %% [markdown]
 # Now every judge scores every stored architecture. `score_architectures` runs one
@@ -243,8 +271,10 @@ print(f"GTN and real-data evaluation: {steps} steps of {arms['gtn'].curriculum.b
 
 # %%
 start = time.perf_counter()
-results = score_architectures(space, truth.genotypes, evaluations, cache_dir=OUT / "cache", seed=0)
-print(f"scored {len(truth)} architectures with {len(evaluations)} judges in {time.perf_counter() - start:.0f} s")
+results = score_architectures(space, truth.genotypes, evaluations, cache_dir=CACHE, seeds=proxy_seeds)
+computed = sum(not r.cached for rs in results.values() for r in rs)
+print(f"scored {len(truth)} architectures with {len(evaluations)} judges in {time.perf_counter() - start:.0f} s "
+      f"({computed} of the {len(truth) * len(evaluations)} scores computed now, the others read from the cache)")
 
 # %% [markdown]
 # ## 4. Figure 3c: does the judge rank like the truth?
@@ -258,6 +288,16 @@ rows = proxy_table(results, mean_truth)
 plot_proxies(rows, mean_truth)
 plt.show()
 print(markdown_table(rows, truth_seconds=truth.seconds_per_training(), ceiling=ceiling))
+
+# %% [markdown]
+# Does GTN data rank better than real data at the same steps? Two overlapping intervals do
+# not answer that; a *paired* bootstrap does: it resamples the architectures once for both
+# judges and looks at the difference of their correlations.
+
+# %%
+scores = {r["name"]: r["scores"] for r in rows}
+diff = paired_bootstrap(scores["GTN data"], scores["real data, same steps"], mean_truth, n_boot=1000)
+print(f"Spearman of GTN data minus real data (same steps): {diff}")
 
 # %% [markdown]
 # How to read the table:

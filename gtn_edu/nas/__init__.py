@@ -13,13 +13,15 @@
   search, and proxies compared by the ground truth of the architectures they pick;
 * `GroundTruth`: a stored table of real-training results (`benchmarks/nas_groundtruth.py`);
 * `plot_cell`, `plot_proxies`, `plot_searches`: a cell as a graph, Figure 3c, search outcomes;
-* `score_architectures`, `proxy_table`, `markdown_table`: several evaluations of the same
-  architectures ranked against a ground truth (Figure 3c's experiment);
+* `score_architectures`, `mean_over_seeds`, `proxy_table`, `markdown_table`: several
+  evaluations of the same architectures, averaged over initialisations (`PROXY_SEEDS`),
+  ranked against a ground truth (Figure 3c's experiment);
 * rank statistics (`gtn_edu.nas.stats`): Spearman over all architectures and over the
-  proxy's top half, bootstrap intervals, the ground truth's seed-to-seed ceiling.
+  proxy's top half, bootstrap intervals, a paired bootstrap of two proxies, the ground
+  truth's seed-to-seed ceiling.
 """
 
-from .compare import markdown_table, proxy_table, score_architectures
+from .compare import PROXY_SEEDS, markdown_table, mean_over_seeds, proxy_table, score_architectures
 from .config import FINAL_CHANGES, NASConfig
 from .draw import plot_cell, plot_proxies, plot_searches
 from .evaluations import EpochsEvaluation, Evaluation, GTNEvaluation, RealDataEvaluation, fingerprint
@@ -31,7 +33,16 @@ from .ops import OPERATIONS, PAPER_OPERATIONS, ConvBN, FactorizedReduce, Pool, r
 from .proxies import NASWOTEvaluation, SynFlowEvaluation
 from .search import SearchResult, compare_searches, random_search, sample_specs, simulate_searches, truth_table
 from .space import CellSpace, check_cell_space
-from .stats import RankCorrelation, bootstrap_ci, rank_correlations, seed_to_seed, spearman, top_half
+from .stats import (
+    PairedDifference,
+    RankCorrelation,
+    bootstrap_ci,
+    paired_bootstrap,
+    rank_correlations,
+    seed_to_seed,
+    spearman,
+    top_half,
+)
 
 __all__ = [
     "OPERATIONS", "PAPER_OPERATIONS", "register_operation", "ConvBN", "FactorizedReduce", "Pool", "Genotype",
@@ -39,6 +50,7 @@ __all__ = [
     "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "SynFlowEvaluation",
     "NASWOTEvaluation", "fingerprint", "NASEvaluator", "Result", "canonical",
     "SearchResult", "sample_specs", "random_search", "compare_searches", "simulate_searches", "truth_table",
-    "GroundTruth", "plot_cell", "plot_proxies", "plot_searches", "score_architectures", "proxy_table", "markdown_table",
-    "RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed",
+    "GroundTruth", "plot_cell", "plot_proxies", "plot_searches", "PROXY_SEEDS", "score_architectures",
+    "mean_over_seeds", "proxy_table", "markdown_table", "RankCorrelation", "PairedDifference", "spearman", "top_half",
+    "bootstrap_ci", "paired_bootstrap", "rank_correlations", "seed_to_seed",
 ]

@@ -14,6 +14,7 @@ reading the same input twice gets two bowed edges, so both labels show.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -92,33 +93,39 @@ def plot_cell(genotype: Genotype | dict, cell: str = "normal", ax: Axes | None =
 
 
 def plot_proxies(rows: Sequence[dict], truth: Sequence[float], *,
-                 log_scale: tuple[str, ...] = ("SynFlow", "synflow")) -> Figure:
+                 log_scale: tuple[str, ...] = ("SynFlow", "synflow"), columns: int = 4) -> Figure:
     """Figure 3c for every evaluation: its score against the ground truth, its top half in orange.
 
     Args:
         rows: `proxy_table` rows (name, scores, the two rank correlations).
         truth: the ground truth of the same architectures (accuracies in [0, 1]).
         log_scale: names of evaluations whose scores span orders of magnitude (x axis in log).
+        columns: panels per row of the figure (more evaluations wrap onto further rows).
 
     Returns:
         the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.4), sharey=True, squeeze=False)
+    ncols = max(1, min(columns, len(rows)))
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.4 * nrows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.remove()  # the last row's empty panels
     y = [100 * t for t in truth]
-    for ax, row in zip(axes[0], rows):
+    for ax, row in zip(axes.flat, rows):
         x = row["scores"]
         cut = sorted(x, reverse=True)[(len(x) + 1) // 2 - 1]  # the top half: ceil(n/2) highest scores
         for top, colour, label in ((False, "tab:blue", "bottom half"), (True, "tab:orange", "top half")):
             pts = [(a, b) for a, b in zip(x, y) if (a >= cut) == top]
             ax.scatter([a for a, _ in pts], [b for _, b in pts], s=14, color=colour, label=label)
-        ax.set(title=f"{row['name']}\nall {row['all'].rho:.2f}, top half {row['top_half'].rho:.2f}",
+        ax.set(title=f"{textwrap.fill(row['name'], 30)}\nall {row['all'].rho:.2f}, top half {row['top_half'].rho:.2f}",
                xlabel="the evaluation's score")
         if row["name"] in log_scale and min(x) > 0:
             ax.set_xscale("log")
-    axes[0][0].set_ylabel("ground-truth accuracy (%)")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ground-truth accuracy (%)")
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

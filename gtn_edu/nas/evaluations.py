@@ -88,21 +88,30 @@ class GTNEvaluation(Evaluation):
         sgd: its meta-learned inner optimiser.
         val: the held-out split to score on (same device as the teacher); image learners
             train channels-last, as in `EpochsEvaluation`.
+        bn_images: real training images whose BatchNorm statistics the trained learner is
+            scored with (`Learner.with_batch_stats`, one forward pass after the T steps, e.g.
+            the first `gtn_edu.evaluate.BN_IMAGES` of the training split); None: the
+            statistics of the last inner batch, the library's convention.
     """
 
     name = "gtn"
 
-    def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, val: Split) -> None:
+    def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, val: Split, *,
+                 bn_images: Tensor | None = None) -> None:
         self.teacher, self.curriculum, self.sgd, self.val = teacher, curriculum, sgd, val
+        if bn_images is not None and (bn_images.dim() != val.x.dim() or len(bn_images) < 2):
+            raise ValueError(f"bn_images must be a batch of at least 2 inputs shaped like val's "
+                             f"{tuple(val.x.shape[1:])}, got shape {tuple(bn_images.shape)}")
+        self.bn_images = None if bn_images is None else bn_images.to(val.x.device)
 
     @classmethod
-    def from_arm(cls, arm, val: Split) -> GTNEvaluation:
-        """The evaluation of an `Arm`'s (trained) teacher, curriculum and optimiser."""
-        return cls(arm.teacher, arm.curriculum, arm.sgd, val)
+    def from_arm(cls, arm, val: Split, *, bn_images: Tensor | None = None) -> GTNEvaluation:
+        """The evaluation of an `Arm`'s (trained) teacher, curriculum and optimiser (`bn_images`: as above)."""
+        return cls(arm.teacher, arm.curriculum, arm.sgd, val, bn_images=bn_images)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, cfg: GTNConfig | None, data: Dataset, *, split: str = "val",
-                        device: torch.device | str = "cpu") -> GTNEvaluation:
+                        device: torch.device | str = "cpu", bn_images: Tensor | None = None) -> GTNEvaluation:
         """The teacher saved by `MetaTrainer.save` at `path`, scored on `data`'s `split`.
 
         Args:
@@ -111,10 +120,13 @@ class GTNEvaluation(Evaluation):
             data: the dataset the teacher was trained on.
             split: "val" (for searching) or "test".
             device: where to train and score.
+            bn_images: real images whose BatchNorm statistics the score uses (None: the last
+                inner batch's), e.g. `data.train.x[:BN_IMAGES]`.
         """
         from ..experiment import load_arm
 
-        return cls.from_arm(load_arm("gtn", path, data, cfg, device=device), getattr(data, split).to(device))
+        return cls.from_arm(load_arm("gtn", path, data, cfg, device=device), getattr(data, split).to(device),
+                            bn_images=bn_images)
 
     def score(self, learner: Learner, rng: torch.Generator) -> float:
         """Accuracy on `val` after T steps on the teacher's batches (no meta-graph)."""
@@ -126,13 +138,21 @@ class GTNEvaluation(Evaluation):
             learner, make = learner.to(memory_format=torch.channels_last), batches.make
             batches = dataclasses.replace(batches, make=lambda t, tensors: _nhwc_batch(make(t, tensors)))
         state = self.sgd.unroll(learner, batches, differentiable=False)
+        if self.bn_images is not None:  # score with real images' BatchNorm statistics, not the last batch's
+            with torch.no_grad():
+                state = learner.with_batch_stats(state, _nhwc(self.bn_images))
         return learner.accuracy(state, _nhwc(self.val.x), self.val.y)  # the paper's few-step score
 
     def settings(self) -> dict:
-        """T, B and fingerprints of the teacher + curriculum + optimiser and of `val`."""
+        """T, B and fingerprints of the teacher + curriculum + optimiser, of `val` and of `bn_images` if given."""
         c = self.curriculum
         return {"steps": c.steps, "batch_size": c.batch_size, "variant": c.variant,
-                "teacher": fingerprint(self.teacher, c, self.sgd), "val": fingerprint(self.val)}
+                "teacher": fingerprint(self.teacher, c, self.sgd), "val": fingerprint(self.val),
+                **self._bn_settings()}
+
+    def _bn_settings(self) -> dict:
+        """`{"bn_images": fingerprint}` when given; nothing otherwise, so earlier runs' cache keys stay."""
+        return {} if self.bn_images is None else {"bn_images": fingerprint(self.bn_images)}
 
 
 class RealDataEvaluation(GTNEvaluation):
@@ -147,28 +167,30 @@ class RealDataEvaluation(GTNEvaluation):
         steps: T.
         batch_size: B (a multiple of the class count, as every inner batch here).
         sgd: the inner optimiser; use a tuned one, e.g. a "real" arm's meta-learned lr and momentum.
+        bn_images: as in `GTNEvaluation` (None: the last inner batch's statistics).
     """
 
     name = "real"
 
-    def __init__(self, train: Split, val: Split, steps: int, batch_size: int, sgd: UnrolledSGD) -> None:
+    def __init__(self, train: Split, val: Split, steps: int, batch_size: int, sgd: UnrolledSGD, *,
+                 bn_images: Tensor | None = None) -> None:
         if steps < 1 or batch_size < 2:
             raise ValueError(f"need steps >= 1 and batch_size >= 2 (BatchNorm), got {steps}, {batch_size}")
         curriculum = Curriculum(steps, batch_size, int(train.y.max()) + 1, latent_dim=1, variant="none")
-        super().__init__(RealData(train.x, train.y), curriculum.to(train.x.device), sgd, val)
+        super().__init__(RealData(train.x, train.y), curriculum.to(train.x.device), sgd, val, bn_images=bn_images)
         self.train = train
 
     @classmethod
-    def from_arm(cls, arm, train: Split, val: Split) -> RealDataEvaluation:
-        """T, B and the tuned lr and momentum of a (trained) real-data `Arm`."""
-        return cls(train, val, arm.curriculum.steps, arm.curriculum.batch_size, arm.sgd)
+    def from_arm(cls, arm, train: Split, val: Split, *, bn_images: Tensor | None = None) -> RealDataEvaluation:
+        """T, B and the tuned lr and momentum of a (trained) real-data `Arm` (`bn_images`: as above)."""
+        return cls(train, val, arm.curriculum.steps, arm.curriculum.batch_size, arm.sgd, bn_images=bn_images)
 
     def settings(self) -> dict:
-        """T, B, the lr and momentum values, and fingerprints of the two splits."""
+        """T, B, the lr and momentum values, fingerprints of the two splits and of `bn_images` if given."""
         c = self.curriculum
         return {"steps": c.steps, "batch_size": c.batch_size, "lr": self.sgd.lr.tolist(),
                 "momentum": self.sgd.momentum.tolist(), "train": fingerprint(self.train),
-                "val": fingerprint(self.val)}
+                "val": fingerprint(self.val), **self._bn_settings()}
 
 
 class EpochsEvaluation(Evaluation):

@@ -132,6 +132,25 @@ class NASEvaluator:
             os.replace(tmp, self.cache_path)  # rewrite without them, so appends start on a clean line
         return done
 
+    def prefill(self, results: Sequence[Result]) -> int:
+        """Write scores computed elsewhere (e.g. a stored table's rows) into the cache; returns how many were new.
+
+        The caller vouches that they are this evaluator's scores: the same evaluation
+        settings, space and seed. Genotypes already in the cache keep their cached line.
+        """
+        if self.cache_path is None:
+            raise ValueError("prefill writes into the cache: make the NASEvaluator with a cache_dir")
+        done, added = self.load_cache(), 0
+        with self._open_cache() as file:
+            for r in results:
+                key = canonical(r.genotype)
+                if key not in done:
+                    done[key] = r
+                    file.write(json.dumps({"genotype": json.loads(key), "score": float(r.score),
+                                           "seconds": float(r.seconds)}) + "\n")
+                    added += 1
+        return added
+
     def _open_cache(self):
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         about = self.cache_path.parent / f"{self.cache_path.name.rsplit('-seed', 1)[0]}.json"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,18 @@ class GroundTruth:
     def seconds_per_training(self) -> float:
         """Median seconds one real training took (the cost column of a proxy table)."""
         return statistics.median(t for ts in self.seconds.values() for t in ts)
+
+    def check_proxy_seeds(self, seeds: Sequence[int]) -> None:
+        """Raise ValueError if a proxy's evaluator seed is one of the table's seeds.
+
+        The same seed gives a genotype the same initialisation (and data stream) as the
+        ground truth's training of it, so the proxy would be judged partly against itself.
+        """
+        shared = sorted(set(int(s) for s in seeds) & set(self.scores))
+        if shared:
+            raise ValueError(f"proxy seed(s) {shared} are ground-truth seeds {sorted(self.scores)}: the proxy would "
+                             "initialise every cell as the ground truth did; pick others (e.g. the default "
+                             "PROXY_SEEDS, --proxy-seeds 100 101 102)")
 
     def head(self, n: int) -> GroundTruth:
         """The first `n` architectures only (a smaller run, e.g. a tutorial at its tiny size)."""

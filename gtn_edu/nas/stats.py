@@ -11,6 +11,8 @@ keeps architectures the proxy rates highly.
   highest;
 * `rank_correlations(...)`: both, each with a percentile bootstrap confidence interval
   (architectures resampled with replacement);
+* `paired_bootstrap(a, b, truth)`: whether proxy a ranks better than proxy b, with an
+  interval on the difference from the same resampled architectures for both;
 * `seed_to_seed(runs)`: the ground truth's own rank correlation between seeds, the
   ceiling no proxy can beat on average (a proxy is compared with one noisy measurement).
 """
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["RankCorrelation", "spearman", "top_half", "bootstrap_ci", "rank_correlations", "seed_to_seed"]
+__all__ = ["RankCorrelation", "PairedDifference", "spearman", "top_half", "bootstrap_ci", "paired_bootstrap",
+           "rank_correlations", "seed_to_seed"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,81 @@ def bootstrap_ci(proxy: Sequence[float], truth: Sequence[float], statistic: Call
         return RankCorrelation(rho, math.nan, math.nan, len(p), level)
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return RankCorrelation(rho, float(low), float(high), len(p), level)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """`statistic(a, truth) - statistic(b, truth)` with a paired bootstrap interval.
+
+    Attributes:
+        difference: the difference on the given architectures.
+        low: lower end of the percentile interval.
+        high: upper end of the percentile interval.
+        above_zero: fraction of the (valid) resamples whose difference is > 0.
+        n: number of architectures.
+        n_boot: resamples that counted (those with an undefined statistic are dropped).
+        level: confidence level of [low, high].
+    """
+
+    difference: float
+    low: float
+    high: float
+    above_zero: float
+    n: int
+    n_boot: int
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return (f"{self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}], > 0 in {100 * self.above_zero:.1f}% "
+                f"of {self.n_boot} resamples (n={self.n})")
+
+
+def paired_bootstrap(proxy_a: Sequence[float], proxy_b: Sequence[float], truth: Sequence[float],
+                     statistic: Callable = spearman, *, n_boot: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> PairedDifference:
+    r"""How much better proxy a ranks the architectures than proxy b, resampling both together.
+
+    With `rng = numpy.random.default_rng(seed)`, each resample draws architecture indices
+    with replacement, `idx = rng.integers(0, n, n)`, and computes
+    $\Delta^* = s(a_{idx}, t_{idx}) - s(b_{idx}, t_{idx})$ on the *same* indices: what the
+    two proxies' rankings share (an architecture both misjudge) cancels in the difference,
+    so two overlapping `bootstrap_ci` intervals can still hide a clear winner. A resample
+    where either statistic is undefined (a, b or the truth constant on it) is dropped.
+
+    Args:
+        proxy_a: the first proxy's scores.
+        proxy_b: the second proxy's scores, of the same architectures in the same order.
+        truth: the ground truth of those architectures.
+        statistic: `spearman`, `top_half` or any `f(proxy, truth) -> float`.
+        n_boot: resamples drawn.
+        level: confidence level of the percentile interval.
+        seed: numpy seed of the resampling.
+
+    Returns:
+        A `PairedDifference`: the difference, its interval, and the fraction of resamples in
+        which a beats b (near 1: a ranks better; near 0.5: no telling them apart).
+    """
+    if len(proxy_a) != len(proxy_b):
+        raise ValueError(f"proxy_a and proxy_b must score the same architectures, got {len(proxy_a)} and "
+                         f"{len(proxy_b)} scores")
+    a, t = _pair(proxy_a, truth)
+    b, _ = _pair(proxy_b, truth)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(t), len(t))
+        if np.ptp(t[idx]) > 0 and np.ptp(a[idx]) > 0 and np.ptp(b[idx]) > 0:
+            d = statistic(a[idx], t[idx]) - statistic(b[idx], t[idx])
+            if not math.isnan(d):
+                diffs.append(d)
+    diff = statistic(a, t) - statistic(b, t)
+    if not diffs:
+        return PairedDifference(diff, math.nan, math.nan, math.nan, len(t), 0, level)
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return PairedDifference(diff, float(low), float(high), float(np.mean(np.asarray(diffs) > 0)), len(t),
+                            len(diffs), level)
 
 
 def rank_correlations(proxy: Sequence[float], truth: Sequence[float], *, n_boot: int = 1000, level: float = 0.95,
