@@ -64,6 +64,13 @@ def _pair(proxy: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, n
     return p, t
 
 
+def _resamples(n: int, n_boot: int, seed: int):
+    """`n_boot` bootstrap resamples of n architectures: index arrays drawn with replacement from numpy's `seed`."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n, n)
+
+
 def spearman(proxy: Sequence[float], truth: Sequence[float]) -> float:
     """Spearman's rank correlation of two scores of the same architectures (nan if one is constant)."""
     p, t = _pair(proxy, truth)
@@ -91,10 +98,8 @@ def bootstrap_ci(proxy: Sequence[float], truth: Sequence[float], statistic: Call
     p, t = _pair(proxy, truth)
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
     values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(p), len(p))
+    for idx in _resamples(len(p), n_boot, seed):
         if np.ptp(p[idx]) > 0 and np.ptp(t[idx]) > 0:
             v = statistic(p[idx], t[idx])
             if not math.isnan(v):
@@ -165,10 +170,8 @@ def paired_bootstrap(proxy_a: Sequence[float], proxy_b: Sequence[float], truth: 
     b, _ = _pair(proxy_b, truth)
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
     diffs = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(t), len(t))
+    for idx in _resamples(len(t), n_boot, seed):
         if np.ptp(t[idx]) > 0 and np.ptp(a[idx]) > 0 and np.ptp(b[idx]) > 0:
             d = statistic(a[idx], t[idx]) - statistic(b[idx], t[idx])
             if not math.isnan(d):
