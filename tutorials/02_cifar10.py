@@ -33,7 +33,7 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, under a minute (tests, CI) |
-# | `quick` (default) | `quick(CIFARConfig())`, as `--quick` | 2-core CPU: about 15 minutes |
+# | `quick` (default) | `quick(CIFARConfig())`, as `--quick` | 2-core CPU: untimed alone (this page: 62 min, shared) |
 # | `paper` | `CIFARConfig()`: Table 3, T=128, checkpointed, 2000 outer iterations | one GPU (`cuda`), hours |
 #
 # CIFAR-10 is read from the folder in `GTN_EDU_DATA` (torchvision layout: it holds
