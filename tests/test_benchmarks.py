@@ -342,3 +342,15 @@ def test_compile_probe_dynamic_widths_settings_are_scoped(monkeypatch):
     assert after == before
     with compile_probe.dynamic_widths(False):
         assert lowerings.get(conv) is before[-1]
+
+
+def test_cifar10_levers_probe_runs_one_arm(data_root, capsys, monkeypatch):
+    """The lever probe of DEVELOPMENT.md, session 11, at a tiny size: one JSON line, validation accuracies."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import cifar10_levers
+
+    res = cifar10_levers.main(["--arm", "gtn", "--data-root", str(data_root), "--set", "outer_steps=2",
+                               "eval_learners=2", "inner_steps=2", "arch_scale=0.0625", "teacher_hidden=16",
+                               "teacher_channels=4", "teacher_conv_channels=4", "arch=mnist"])
+    assert res["changes"]["arch"] == "mnist" and len(res["val_accuracies"]) == 2
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["val_accuracy"] == res["val_accuracy"]
