@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
+import re
 import sys
 import time
 import typing
@@ -36,6 +38,18 @@ from .distributed import init_process_group, is_main, rank_and_world
 from .evaluate import bn_images_for, few_step_accuracy
 from .experiment import build_arm
 from .meta import Callback, MetaLossDivergedError
+from .runs import (
+    MANIFEST,
+    RunKilled,
+    StopOnSignal,
+    check_device,
+    differences,
+    read_manifest,
+    refuse_other_run,
+    remove_stale_temporaries,
+    writable_folder,
+    write_manifest,
+)
 from .viz import class_images, curriculum_images, plot_curves, save_image_grid
 
 __all__ = ["main", "build_parser"]
@@ -59,9 +73,16 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(*flags, dest=f.name, type=typ, default=None, help=f"(default {f.default})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): the message, and where the options are listed."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `gtn-edu`."""
-    parser = argparse.ArgumentParser(prog="gtn-edu", description="Generative Teaching Networks, for learning.")
+    parser = _Parser(prog="gtn-edu", description="Generative Teaching Networks, for learning.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="meta-train a GTN and compare it with tuned real data",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -70,12 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "config.QUICK_CHANGES (MNIST) and config.CIFAR_QUICK_CHANGES")
     t.add_argument("--data-root", default=None, help="dataset folder (else $GTN_EDU_DATA, else ~/.cache/gtn_edu)")
     t.add_argument("--no-download", action="store_true", help="never try to download the dataset")
-    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    t.add_argument("--device", default=None,
+                   help="cpu or cuda (default: cuda if available, else cpu; with --resume, the run's own)")
     t.add_argument("--out", default=None,
-                   help="folder for logs, figures, checkpoints and summary (default runs/gtn, or the --resume folder)")
+                   help="a new folder for logs, figures, checkpoints and summary (default runs/gtn; a folder that "
+                        "holds another run is refused)")
     t.add_argument("--resume", default=None, metavar="RUN_FOLDER",
-                   help="continue the run whose checkpoints ({arm}_checkpoint.pt) are in this folder, with its "
-                        "saved settings; it continues exactly where the checkpoint was written")
+                   help="continue the run in this folder with the settings in its run.json (arms, config, "
+                        "device, threads; a flag that disagrees is an error); it continues exactly where each "
+                        "arm's checkpoint was written")
     t.add_argument("--checkpoint-every", type=int, default=50, metavar="N",
                    help="rewrite each arm's checkpoint every N outer iterations (0: only at the end and on Ctrl-C)")
     t.add_argument("--time-limit", type=float, default=None,
@@ -104,10 +128,14 @@ def _config(args: argparse.Namespace) -> GTNConfig:
     overrides = _overrides(args)
     if args.resume is not None:
         return _resumed_config(args, overrides)
-    cfg = config_for(overrides.get("dataset", "mnist"))
-    if args.quick:
-        cfg = quick(cfg)
-    return dataclasses.replace(cfg, **overrides)
+    try:
+        cfg = config_for(overrides.get("dataset", "mnist"))
+        if args.quick:
+            cfg = quick(cfg)
+        return dataclasses.replace(cfg, **overrides)
+    except ValueError as err:  # name the flags, not the config's fields
+        raise ValueError(re.sub(r"\b(" + "|".join(f.name for f in dataclasses.fields(GTNConfig)) + r")\b",
+                                lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
 
 
 def _resume_folder(args: argparse.Namespace) -> Path:
@@ -116,32 +144,43 @@ def _resume_folder(args: argparse.Namespace) -> Path:
 
 
 def _resumed_config(args: argparse.Namespace, overrides: dict) -> GTNConfig:
-    folder = _resume_folder(args)
-    found = sorted(folder.glob("*_checkpoint.pt"))
-    if not found:
-        raise ValueError(f"--resume {args.resume}: no checkpoint (gtn_checkpoint.pt, real_checkpoint.pt) in {folder}; "
-                         "give the --out folder of the run to continue")
-    cfg = GTNConfig.from_dict(torch.load(found[0], map_location="cpu", weights_only=True)["config"])
-    differ = {k: (getattr(cfg, k), v) for k, v in overrides.items() if getattr(cfg, k) != v}
-    if differ:
-        said = ", ".join(f"{k} (saved {a!r}, given {b!r})" for k, (a, b) in differ.items())
+    """The config in the resumed run's manifest; ValueError if a given option disagrees with it."""
+    saved = read_manifest(_resume_folder(args))["config"]
+    said = differences(saved, overrides)
+    if said:
         raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "
-                         f"{said}. Leave them out, or start a new run without --resume.")
-    return cfg
-
-
-def _check_device(name: str) -> None:
-    """A one-line error naming what to use when `--device` is not usable here."""
+                         f"{', '.join(said)}. Leave them out, or start a new run without --resume.")
     try:
-        dev = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"--device {name!r} is not a device torch knows ({err}); use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
-        raise ValueError(f"--device {name}: CUDA is not available here ({why}); use --device cpu (add --quick for "
-                         "a CPU-sized run)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
+        return GTNConfig.from_dict(saved)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--resume {args.resume}: the config in {MANIFEST} is not valid ({err}); start a new run") \
+            from None
+
+
+def _run_settings(args: argparse.Namespace, n_arms: int) -> dict:
+    """What else decides a run's numbers besides its config: arms, device, process and thread layout."""
+    parallel = _parallel(args, n_arms)
+    threads = max(1, (os.cpu_count() or 1) // n_arms) if parallel else torch.get_num_threads()
+    return {"arms": ["gtn"] + ([] if args.no_baseline else ["real"]), "device": args.device, "quick": bool(args.quick),
+            "parallel_arms": parallel, "threads": threads}
+
+
+def _resumed_settings(args: argparse.Namespace, manifest: dict, device: str) -> dict:
+    """The manifest's run settings; ValueError naming each flag given with --resume that disagrees."""
+    said = []
+    if args.no_baseline and manifest["arms"] != ["gtn"]:
+        said.append(f"--no-baseline (the run trains the arms {', '.join(manifest['arms'])})")
+    if args.quick and not manifest["quick"]:
+        said.append("--quick (the run was started without it)")
+    if args.parallel_arms is not None and args.parallel_arms != manifest["parallel_arms"]:
+        said.append(f"--{'' if args.parallel_arms else 'no-'}parallel-arms (the run has "
+                    f"parallel_arms={manifest['parallel_arms']})")
+    if device != manifest["device"]:
+        said.append(f"--device {device} (the run's: {manifest['device']})")
+    if said:
+        raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "
+                         f"{', '.join(said)}. Leave them out, or start a new run without --resume.")
+    return {k: manifest[k] for k in ("arms", "device", "quick", "parallel_arms", "threads")}
 
 
 class _StopWhenOrphaned(Callback):
@@ -162,24 +201,26 @@ class _StopWhenOrphaned(Callback):
             raise KeyboardInterrupt
 
 
-def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, threads: int | None = None,
-               position: int | None = None, parent: int | None = None) -> dict:
+def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, data_key: str,
+               threads: int | None = None, position: int | None = None, parent: int | None = None) -> dict:
     """Meta-train one arm, save its checkpoint (and the GTN's curriculum grid), score it on TEST.
 
     Runs in the CLI's process, or in a worker process of its own when arms run in parallel
     (then `data` is None and the worker loads the dataset itself, and `parent`, the CLI's
-    process id, is watched: see `_StopWhenOrphaned`).
+    process id, is watched: see `_StopWhenOrphaned`). `data_key` is the dataset's
+    fingerprint, kept in the checkpoint so a resume on other data is refused.
     """
     if threads is not None:
         torch.set_num_threads(threads)
     if data is None:
         data = load_dataset(cfg.dataset, args.data_root, download=False, device=args.device)
     log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
+    stop = StopOnSignal()
     watch = [_StopWhenOrphaned(parent)] if parent is not None else []
-    arm = build_arm(kind, cfg, data, device=args.device, log_path=log, callbacks=watch)
-    src = _resume_folder(args) / f"{kind}_checkpoint.pt" if args.resume is not None else None
-    if src is not None and src.exists():
-        arm.trainer.load(src)
+    arm = build_arm(kind, cfg, data, device=args.device, log_path=log, callbacks=[*watch, stop])
+    arm.trainer.run_info = {"arm": kind, "data": data_key}
+    if args.resume is not None and ckpt.exists():
+        arm.trainer.load(ckpt)  # refuses another run's checkpoint (config, arm, data), naming the fields
         # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
         if is_main():
             log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
@@ -187,8 +228,9 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
         log.unlink(missing_ok=True)
     remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
     try:
-        arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
-                        checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+        with stop:  # Ctrl-C or kill: stop after the outer iteration in flight, with its checkpoint
+            arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
+                            checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
     except KeyboardInterrupt:
         if parent is not None and os.getppid() != parent:  # orphaned: the checkpoint is saved, nobody
             os._exit(130)                                   # waits for a result (the pool would block)
@@ -219,36 +261,73 @@ def _parallel(args: argparse.Namespace, n_arms: int) -> bool:
 
 def train(args: argparse.Namespace) -> dict:
     """Run `gtn-edu train`; returns the summary it writes to `out/summary.json`."""
+    _check_run_options(args)
+    manifest = read_manifest(_resume_folder(args)) if args.resume is not None else None
+    if args.device is None:  # the run's own device on a resume, else the best one here
+        args.device = manifest["device"] if manifest else ("cuda" if torch.cuda.is_available() else "cpu")
+    requested = args.device
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and "RANK" in os.environ:  # launched by torchrun
         args.device = str(init_process_group("gloo" if args.device == "cpu" else None))
         args.parallel_arms = False
     try:
-        return _train(args)
+        return _train(args, manifest, requested)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(args: argparse.Namespace) -> dict:
-    _check_device(args.device)
+def _check_run_options(args: argparse.Namespace) -> None:
+    """The options that are not config fields: ranges, and what goes with --resume."""
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be an integer >= 0, got {args.checkpoint_every}")
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit >= 0):
+        raise ValueError(f"--time-limit must be a finite number of seconds >= 0, got {args.time_limit}")
+    if args.resume is not None and args.out is not None and \
+            Path(args.out).resolve() != _resume_folder(args).resolve():
+        raise ValueError(f"--resume {args.resume} continues in its own folder; leave out --out {args.out} (or give "
+                         "the same folder)")
+
+
+def _train(args: argparse.Namespace, manifest: dict | None, requested_device: str) -> dict:
+    check_device(args.device)
     main = is_main()
     say = print if main else (lambda *a, **k: None)
-    if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     cfg = _config(args)
-    out = Path(args.out if args.out is not None else (_resume_folder(args) if args.resume else "runs/gtn"))
-    out.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        out = writable_folder(args.out if args.out is not None else "runs/gtn")
+        if main:  # rank 0 alone: the others would see the manifest it writes
+            refuse_other_run(out, f"gtn-edu train --resume {out}")
+        run = _run_settings(args, 1 if args.no_baseline else 2)
+        run["device"] = requested_device
+    else:
+        out = writable_folder(_resume_folder(args), "--resume")
+        run = _resumed_settings(args, manifest, requested_device)
+        for ckpt in sorted(out.glob("*_checkpoint.pt")):
+            if ckpt.name.removesuffix("_checkpoint.pt") not in run["arms"]:
+                raise ValueError(f"--resume {out}: {ckpt.name} is not an arm of this run (its arms: "
+                                 f"{', '.join(run['arms'])}); move it away, or resume the run it belongs to")
+    for stale in remove_stale_temporaries(out) if main else []:
+        say(f"removed {stale}, left by a checkpoint write that was cut short")
     start = time.perf_counter()
+    if not run["parallel_arms"]:  # the run's thread count from the start: normalising the data rounds with it
+        torch.set_num_threads(run["threads"])
     data = load_dataset(cfg.dataset, args.data_root, download=not args.no_download, device=args.device)
-    arms = ["gtn"] + ([] if args.no_baseline else ["real"])
-    parallel = _parallel(args, len(arms))
+    data_key = data.key
+    if manifest is None:
+        if main:
+            write_manifest(out, {"version": 1, "config": cfg.to_dict(), **run, "data": data_key})
+    elif manifest.get("data") != data_key:
+        raise ValueError(f"--resume {out}: the {cfg.dataset} files under the data root differ from the run's (dataset "
+                         f"fingerprint {data_key}, the run's {manifest.get('data')}); give the --data-root it was "
+                         "started with")
+    arms, parallel, threads = run["arms"], run["parallel_arms"], run["threads"]
     world = rank_and_world()[1]
     say(f"{cfg.dataset}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
         f"device {args.device}, T={cfg.inner_steps}, batch {cfg.inner_batch}, {cfg.outer_steps} outer steps"
         + (f", {cfg.learners_per_step} learner(s) per step on each of {world} processes" if world > 1 else "")
         + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
         + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
-    summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": bool(args.quick),
+    summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": run["quick"],
                "resumed_from": str(_resume_folder(args)) if args.resume else None,
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
     if parallel:
@@ -257,15 +336,14 @@ def _train(args: argparse.Namespace) -> dict:
         # small for torch to keep two threads busy). The thread count stays fixed, so a rerun
         # repeats the numbers (a mid-run change alters float rounding, and the GTN's meta-
         # training amplifies it). Workers load the data again (seconds).
-        threads = max(1, (os.cpu_count() or 1) // len(arms))
         del data
         ctx = multiprocessing.get_context("spawn")  # not fork: OpenMP thread pools do not survive it
         with ProcessPoolExecutor(len(arms), mp_context=ctx) as pool:
-            futures = {kind: pool.submit(_train_arm, kind, cfg, None, args, out, threads, i, os.getpid())
+            futures = {kind: pool.submit(_train_arm, kind, cfg, None, args, out, data_key, threads, i, os.getpid())
                        for i, kind in enumerate(arms)}
             results = {kind: f.result() for kind, f in futures.items()}
-    else:
-        results = {kind: _train_arm(kind, cfg, data, args, out) for kind in arms}
+    else:  # the thread count the run started with (a change alters float rounding)
+        results = {kind: _train_arm(kind, cfg, data, args, out, data_key, threads) for kind in arms}
     if not main:
         return {}
     summary["world_size"] = world
@@ -299,11 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     except (DataNotFoundError, MetaLossDivergedError, ValueError, ImportError) as err:
         print(f"gtn-edu: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunKilled) as err:
         out = args.out or (args.resume or "runs/gtn")
         again = f"gtn-edu rl --resume --out {out}" if args.command == "rl" else f"gtn-edu train --resume {out}"
-        print(f"\ngtn-edu: interrupted; the checkpoints in {out}/ hold the last finished iteration. Continue with: "
-              f"{again}", file=sys.stderr)
+        held = "the last saved iteration" if isinstance(err, RunKilled) else "the last finished iteration"
+        print(f"\ngtn-edu: interrupted; the checkpoints in {out}/ hold {held}. Continue with: {again}",
+              file=sys.stderr)
         return 130
     return 0
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from .checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
+
 __all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate", "config_for", "NUM_CLASSES",
            "QUICK_CHANGES", "CIFAR_QUICK_CHANGES"]
 
@@ -109,37 +111,44 @@ class GTNConfig:
         return NUM_CLASSES[self.dataset]
 
     def validate(self) -> GTNConfig:
-        """Raise ValueError naming the field and the fix for any invalid value; return self."""
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ValueError(msg)
-        need(self.dataset in NUM_CLASSES, f"dataset must be one of {sorted(NUM_CLASSES)}, got {self.dataset!r}")
+        """Raise ValueError naming the field, the value given and the allowed range; return self.
+
+        Every number must be finite: an infinite learning rate or clipping limit would
+        only fail later, as NaN in the weights.
+        """
+        one_of("dataset", self.dataset, sorted(NUM_CLASSES))
         for name in ("inner_steps", "inner_batch", "outer_batch", "latent_dim", "teacher_hidden",
                      "teacher_channels", "teacher_conv_channels", "eval_learners", "learners_per_step"):
-            v = getattr(self, name)
-            need(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-        need(self.outer_steps >= 0, f"outer_steps must be >= 0, got {self.outer_steps}")
+            positive_int(name, getattr(self, name))
+        for name in ("outer_steps", "meta_loss_every", "seed"):
+            nonnegative_int(name, getattr(self, name))
         k = self.num_classes
-        need(self.inner_batch % k == 0,
-             f"inner_batch={self.inner_batch} must be a multiple of the {k} classes of {self.dataset} (balanced "
-             f"labels), e.g. {max(k, round(self.inner_batch / k) * k)}")
-        need(self.outer_lr > 0 and self.init_lr > 0, "outer_lr and init_lr must be > 0")
-        need(self.hyper_lr is None or self.hyper_lr > 0, f"hyper_lr must be > 0 or None, got {self.hyper_lr}")
-        need(0 < self.init_momentum < 1, f"init_momentum must lie in (0, 1), got {self.init_momentum}")
-        need(self.curriculum in ("full", "shuffled_batch", "all_shuffled", "none"),
-             f"curriculum must be full, shuffled_batch, all_shuffled or none, got {self.curriculum!r}")
-        need(self.mode in ("checkpoint", "full"), f"mode must be checkpoint or full, got {self.mode!r}")
-        need(isinstance(self.compile_step, bool), f"compile_step must be True or False, got {self.compile_step!r}")
-        need(isinstance(self.stack_learners, bool),
-             f"stack_learners must be True or False, got {self.stack_learners!r}")
-        need(not (self.stack_learners and self.compile_step),
-             "stack_learners and compile_step cannot be combined; choose one")
-        need(self.meta_loss_every >= 0, f"meta_loss_every must be >= 0, got {self.meta_loss_every}")
-        need(self.arch in ("mnist", "cifar", "mlp"), f"arch must be mnist, cifar or mlp, got {self.arch!r}")
-        need(self.arch_scale > 0, f"arch_scale must be > 0, got {self.arch_scale}")
-        need(self.bn_stats in ("synthetic", "real"), f"bn_stats must be synthetic or real, got {self.bn_stats!r}")
-        need(self.outer_lr_schedule in ("constant", "cosine"),
-             f"outer_lr_schedule must be constant or cosine, got {self.outer_lr_schedule!r}")
+        if self.inner_batch % k:
+            raise ValueError(f"inner_batch must be a multiple of the {k} classes of {self.dataset} (balanced "
+                             f"labels), got {self.inner_batch}; e.g. {max(k, round(self.inner_batch / k) * k)}")
+        for name in ("outer_lr", "init_lr", "adam_eps", "arch_scale"):
+            positive_float(name, getattr(self, name))
+        if self.hyper_lr is not None:
+            positive_float("hyper_lr", self.hyper_lr)
+        if self.grad_clip is not None:  # 0 would freeze training, a negative limit climb the meta-loss
+            positive_float("grad_clip", self.grad_clip)
+        unit_interval("init_momentum", self.init_momentum)
+        if not (isinstance(self.adam_betas, (tuple, list)) and len(self.adam_betas) == 2):
+            raise ValueError(f"adam_betas must be two numbers (beta1, beta2), got {self.adam_betas!r}")
+        for i, beta in enumerate(self.adam_betas):
+            unit_interval(f"adam_betas[{i}]", beta, low_open=False)
+        for name in ("per_step_hyper", "weight_norm", "compile_step", "augment", "stack_learners"):
+            boolean(name, getattr(self, name))
+        one_of("curriculum", self.curriculum, ("full", "shuffled_batch", "all_shuffled", "none"))
+        one_of("mode", self.mode, ("checkpoint", "full"))
+        if self.stack_learners and self.compile_step:
+            raise ValueError("stack_learners and compile_step cannot be combined; choose one")
+        one_of("arch", self.arch, ("mnist", "cifar", "mlp"))
+        one_of("bn_stats", self.bn_stats, ("synthetic", "real"))
+        one_of("outer_lr_schedule", self.outer_lr_schedule, ("constant", "cosine"))
+        if self.outer_lr_schedule == "cosine" and self.outer_steps < 1:
+            raise ValueError(f"outer_steps must be >= 1 with outer_lr_schedule 'cosine' (it anneals over them), "
+                             f"got {self.outer_steps}; give more outer steps or outer_lr_schedule 'constant'")
         return self
 
     def to_dict(self) -> dict:

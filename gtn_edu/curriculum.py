@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .checks import balanced, sizes
+
 __all__ = ["Curriculum", "VARIANTS"]
 
 VARIANTS = ("none", "all_shuffled", "shuffled_batch", "full")
@@ -37,6 +39,9 @@ class Curriculum(nn.Module):
         num_classes: number of classes K.
         latent_dim: size of each code z (128 in the paper).
         variant: one of "none", "all_shuffled", "shuffled_batch", "full".
+
+    Raises:
+        ValueError: a size that is not a positive integer (named), B not a multiple of K, an unknown variant.
     """
 
     def __init__(self, steps: int, batch_size: int, num_classes: int, latent_dim: int = 128, *,
@@ -44,13 +49,8 @@ class Curriculum(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown curriculum variant {variant!r}; choose one of {VARIANTS}")
-        if steps < 1:
-            raise ValueError(f"steps (inner steps T) must be a positive integer, got {steps}")
-        if batch_size < 1 or batch_size % num_classes:
-            fix = max(1, round(batch_size / num_classes)) * num_classes
-            raise ValueError(
-                f"batch_size={batch_size} is not a positive multiple of num_classes={num_classes}: "
-                f"labels are balanced per batch, so choose e.g. batch_size={fix}.")
+        sizes("Curriculum", steps=steps, batch_size=batch_size, num_classes=num_classes, latent_dim=latent_dim)
+        balanced(batch_size, num_classes)
         self.steps, self.batch_size, self.num_classes = steps, batch_size, num_classes
         self.latent_dim, self.variant = latent_dim, variant
         labels = torch.arange(batch_size).remainder(num_classes).repeat(steps, 1)  # (T, B) balanced

@@ -7,20 +7,34 @@ deviation (mean 0, variance 1; the paper found this "particularly important").
 
 The data root comes from the `root` argument (the CLI's `--data-root`), else the
 environment variable `GTN_EDU_DATA`, else `~/.cache/gtn_edu`. Files are found in
-torchvision's layout and downloaded by torchvision where the network allows.
+torchvision's layout and downloaded by torchvision where the network allows. The files are
+verified before use (known digests, as many labels as images, pickles that run no code): see
+`gtn_edu.data_files`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-__all__ = ["Split", "Dataset", "load_dataset", "data_root", "DataNotFoundError", "DATASETS", "CLASS_NAMES", "ENV_VAR"]
+from .data_files import (
+    KNOWN_MD5,
+    PARTIAL_CIFAR,
+    DataFileError,
+    DataNotFoundError,
+    check_counts,
+    check_digest,
+    find_corrupt,
+    load_cifar_partial,
+)
+
+__all__ = ["Split", "Dataset", "load_dataset", "data_root", "fingerprint", "DataNotFoundError", "DataFileError",
+           "DATASETS", "CLASS_NAMES", "ENV_VAR"]
 
 ENV_VAR = "GTN_EDU_DATA"
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -40,10 +54,6 @@ CLASS_NAMES = {
 """The name of each class label, in label order."""
 _VAL_SIZE = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 5_000}
 _FULL_TRAIN = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The dataset is not under the data root and could not be downloaded."""
 
 
 @dataclass
@@ -78,6 +88,9 @@ class Dataset:
         test: the official test set (for reporting).
         mean: per-channel mean used for normalisation.
         std: per-channel standard deviation used for normalisation.
+        key: a fingerprint of the images and labels as read from the files and of the split
+            (`load_dataset` sets it; a run folder records it, so a resume on other files is
+            refused). Not of the normalised floats: their last bits vary with the thread count.
     """
 
     name: str
@@ -86,6 +99,7 @@ class Dataset:
     test: Split
     mean: Tensor
     std: Tensor
+    key: str = ""
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -105,12 +119,26 @@ class Dataset:
     def to(self, device: torch.device | str) -> Dataset:
         """All splits on another device."""
         return Dataset(self.name, self.train.to(device), self.val.to(device), self.test.to(device),
-                       self.mean, self.std)
+                       self.mean, self.std, self.key)
 
     def denormalise(self, x: Tensor) -> Tensor:
         """Undo the normalisation (for showing real images)."""
         shape = (1, -1, 1, 1)
         return x * self.std.to(x).view(shape) + self.mean.to(x).view(shape)
+
+
+def fingerprint(*items: torch.nn.Module | Tensor | Split) -> str:
+    """A short SHA-256 (16 hex digits) of modules' state dicts, tensors and splits, bytes and all."""
+    h = hashlib.sha256()
+    for item in items:
+        named = {"x": item.x, "y": item.y} if isinstance(item, Split) else (
+            {"": item} if isinstance(item, Tensor) else item.state_dict())
+        h.update(type(item).__name__.encode())
+        for key, t in sorted(named.items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.flatten().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -139,9 +167,12 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Te
     except DataNotFoundError:
         raise
     except Exception as err:  # torchvision raises RuntimeError, URLError, OSError, ...
-        if name == "cifar10" and (root / "cifar-10-batches-py-partial").is_dir():
-            return _load_cifar_partial(root)
+        folder, files = _FILES[name]
+        find_corrupt(root / folder, files)  # a present but broken file is named, not reported as missing
+        if name == "cifar10" and (root / PARTIAL_CIFAR).is_dir():
+            return load_cifar_partial(root)
         raise DataNotFoundError(_missing_message(name, root, f"{type(err).__name__}: {err}")) from err
+    _verify(name, root, train, test)
 
     def as_tensors(ds) -> tuple[Tensor, Tensor]:
         x = torch.as_tensor(ds.data)
@@ -151,32 +182,22 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Te
     return (*as_tensors(train), *as_tensors(test))
 
 
-def _load_cifar_partial(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The partial CIFAR-10 copy some offline machines carry (4000 train / 1000 test images)."""
-    from torchvision.datasets import CIFAR10
+def _verify(name: str, root: Path, train, test) -> None:
+    """Refuse splits whose images and labels differ in number, and raw files that are not the published ones.
 
-    class CIFAR10Partial(CIFAR10):
-        base_folder = "cifar-10-batches-py-partial"
-        train_list = [["data_batch_1.first4000", None]]
-        test_list = [["test_batch.first1000", None]]
-
-        def _check_integrity(self) -> bool:
-            return True
-
-    out = []
-    try:
-        for train in (True, False):
-            ds = CIFAR10Partial(str(root), train=train, download=False)
-            out += [torch.as_tensor(ds.data).permute(0, 3, 1, 2).float().div_(255),
-                    torch.as_tensor(ds.targets, dtype=torch.long)]
-    except Exception as err:  # a truncated or corrupt file: say which files belong where
-        where = root / CIFAR10Partial.base_folder
-        raise DataNotFoundError(_missing_message(
-            "cifar10", root, f"the partial copy in {where} does not load: {type(err).__name__}: {err}")) from err
-    print(f"cifar10: using the PARTIAL copy in {root / CIFAR10Partial.base_folder}: {len(out[1])} train and "
-          f"{len(out[3])} test images (the full set has 50000 and 10000); splits keep the full set's proportions",
-          file=sys.stderr)
-    return tuple(out)
+    CIFAR-10 needs neither: torchvision loads its batches only when each has the expected md5.
+    """
+    if name == "cifar10":
+        return
+    folder = _FILES[name][0]
+    for ds, prefix in ((train, "train"), (test, "t10k")):
+        files = [root / folder / f"{prefix}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+        if not all(path.is_file() for path in files):  # read from torchvision's older processed/ layout
+            files = [Path(ds.processed_folder) / (ds.training_file if prefix == "train" else ds.test_file)] * 2
+        check_counts(tuple(files), len(ds.data), len(ds.targets))
+    for rel in KNOWN_MD5:  # only raw files that exist are compared; .gz and processed/ files are not
+        if rel.startswith(folder + "/"):
+            check_digest(root, rel)
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True,
@@ -197,6 +218,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
     Raises:
         DataNotFoundError: the files are missing and cannot be downloaded; the message says
             which files to put where.
+        DataFileError: a file is present but corrupt, altered (its md5 differs from the published
+            one; `GTN_EDU_SKIP_DIGESTS=1` accepts it) or paired with the wrong file; the message names it.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
@@ -212,6 +235,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
     mean = x_tr[tr].mean(dim=(0, 2, 3))
     std = x_tr[tr].std(dim=(0, 2, 3))
     norm = lambda x: (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)  # noqa: E731
+    key = fingerprint(x_tr, y_tr, x_te, y_te, torch.tensor([val_size, seed]))
     ds = Dataset(name, Split(norm(x_tr[tr]), y_tr[tr]), Split(norm(x_tr[va]), y_tr[va]),
-                 Split(norm(x_te), y_te), mean, std)
+                 Split(norm(x_te), y_te), mean, std, key)
     return ds.to(device)

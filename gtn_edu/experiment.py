@@ -9,6 +9,7 @@ import torch
 
 from .arch_space import ArchSpace
 from .augment import RandomCropFlip
+from .checkpoint_io import read_checkpoint
 from .config import GTNConfig
 from .curriculum import Curriculum
 from .data import Dataset
@@ -108,7 +109,7 @@ def load_arm(kind: str, path: str | os.PathLike, data: Dataset, cfg: GTNConfig |
              device: torch.device | str = "cpu") -> Arm:
     """The arm saved by `MetaTrainer.save` at `path`, rebuilt with `cfg` (None: the config stored there)."""
     if cfg is None:
-        cfg = GTNConfig.from_dict(torch.load(path, map_location="cpu", weights_only=True)["config"])
+        cfg = GTNConfig.from_dict(read_checkpoint(path)["config"])
     arm = build_arm(kind, cfg, data, device=device, progress=False)
     arm.trainer.load(path)
     return arm

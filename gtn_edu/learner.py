@@ -102,19 +102,28 @@ class Learner(nn.Module):
         return self.loss_fn(output, target)
 
     def check_functional(self) -> None:
-        """Raise TypeError if a submodule would break functional training (torch's own BatchNorm).
+        """Raise TypeError if a submodule would break functional training (running statistics).
 
-        `torch.nn.BatchNorm*` updates its running averages in place under
-        `functional_call`, and checkpoint mode replays that update: the statistics a
-        trained learner is scored with would silently differ from the method's.
+        `torch.nn.BatchNorm*` (SyncBatchNorm and the lazy ones too), and any layer with
+        `track_running_stats=True` (e.g. `InstanceNorm*d`), updates its running averages in
+        place under `functional_call`, and checkpoint mode replays that update: the
+        statistics a trained learner is scored with would silently differ from the method's.
+        The error names the module's path; `LearnerBatchNorm` is the supported BatchNorm.
         """
         for name, m in self.named_modules():
+            path, kind = f"{type(self).__name__}.{name}", type(m).__name__
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 raise TypeError(
-                    f"{type(self).__name__}.{name} is a torch {type(m).__name__}, which updates running averages "
+                    f"{path} is a torch {kind}, which updates running averages "
                     "in place and so changes what the unrolled training computes. Use gtn_edu.LearnerBatchNorm "
-                    f"({type(m).__name__}(n) -> LearnerBatchNorm(n)): its batch statistics are part of the "
+                    f"({kind}(n) -> LearnerBatchNorm(n)): its batch statistics are part of the "
                     "learner's state and meta-gradients flow through them.")
+            if getattr(m, "track_running_stats", False) is True:  # InstanceNorm*d, or a layer of that convention
+                raise TypeError(
+                    f"{path} ({kind}) has track_running_stats=True: it updates running averages in place "
+                    "and so changes what the unrolled training computes. Build it with track_running_stats=False "
+                    "(each sample normalised by its own statistics, in training and scoring alike), or use "
+                    "gtn_edu.LearnerBatchNorm for batch statistics that are part of the learner's state.")
 
     # ---- state ----
     def init_state(self) -> LearnerState:

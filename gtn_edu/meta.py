@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .arch_space import ArchSpace
 from .checkpoint_io import CHECKPOINT_VERSION, TrainerCheckpoints
+from .checks import nonnegative_int, positive_float, positive_int, unit_interval
 from .curriculum import Curriculum
 from .distributed import all_reduce_mean_, broadcast_, learner_streams, rank_and_world
 from .learner import Learner, LearnerState
@@ -62,6 +63,9 @@ class Callback:
 
     def on_outer_step(self, trainer: MetaTrainer, record: dict) -> None:
         """After each outer iteration, with the logged record."""
+
+    def on_fit_end(self, trainer: MetaTrainer) -> None:
+        """When `fit` has run all its iterations (or hit its time limit) and written its checkpoint."""
 
 
 class MetaTrainer(TrainerCheckpoints):
@@ -112,8 +116,13 @@ class MetaTrainer(TrainerCheckpoints):
                  log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  config: dict | None = None, progress: bool = True, learners_per_step: int = 1,
                  stack_learners: bool = False) -> None:
-        if learners_per_step < 1:
-            raise ValueError(f"learners_per_step must be a positive number of fresh learners, got {learners_per_step}")
+        positive_int("learners_per_step", learners_per_step)
+        for name, value in (("outer_lr", outer_lr), ("hyper_lr", hyper_lr), ("eps", eps), ("grad_clip", grad_clip)):
+            if value is not None:  # grad_clip: 0 freezes training, a negative limit climbs the meta-loss
+                positive_float(name, value)
+        for i, beta in enumerate(betas):
+            unit_interval(f"betas[{i}]", beta, low_open=False)
+        nonnegative_int("meta_loss_every", meta_loss_every)
         if stack_learners and sgd.compile_step:
             raise ValueError("stack_learners and the sgd's compile_step cannot be combined; choose one")
         self.learners_per_step, self.stack_learners = learners_per_step, stack_learners
@@ -121,6 +130,7 @@ class MetaTrainer(TrainerCheckpoints):
         self.objective = as_objective(meta_loss)
         self.meta_loss_every, self.grad_clip = meta_loss_every, grad_clip
         self.callbacks, self.config, self.progress = list(callbacks), config or {}, progress
+        self.run_info: dict = {}  # what else must match on `load` (the CLI: the arm and the dataset's fingerprint)
         self.log_path = Path(log_path) if log_path else None
         self.device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
         # Learner j of each iteration has its own streams (architectures on the CPU host; shuffles,
@@ -266,4 +276,6 @@ class MetaTrainer(TrainerCheckpoints):
             bar.close()
         if checkpoint is not None:
             self.save(checkpoint)
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
         return records

@@ -28,6 +28,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .checks import balanced, boolean, sizes, value_range
+from .checks import image_shape as check_image_shape
 from .compiled_step import compiled_functional_call
 from .curriculum import Curriculum
 from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
@@ -113,7 +115,7 @@ class Teacher(BaseTeacher):
     """The GTN generator $G(z, y)$ (appendix A). Override `forward` for another generator.
 
     Args:
-        image_shape: (C, H, W) of the images to generate; H and W divisible by 4.
+        image_shape: (C, H, W) of the images to generate, positive ints; H and W divisible by 4.
         num_classes: number of classes K (the one-hot part of the input).
         latent_dim: size of the code z.
         hidden: width of the first FC layer (1024 in the paper).
@@ -121,18 +123,17 @@ class Teacher(BaseTeacher):
         conv_channels: channels of the middle conv (64 in the paper).
         weight_norm: weight-normalise every layer (the paper's stabiliser).
         output_range: (low, high) to map tanh's (-1, 1) onto, e.g. the value range of the
-            normalised real data (MNIST: about (-0.42, 2.82)); None keeps (-1, 1).
+            normalised real data (MNIST: about (-0.42, 2.82)); finite, low < high; None keeps (-1, 1).
     """
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, *,
                  latent_dim: int = 128, hidden: int = 1024, channels: int = 128, conv_channels: int = 64,
                  weight_norm: bool = True, output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
-        c, h, w = image_shape
-        if len(image_shape) != 3 or h % 4 or w % 4:
-            raise ValueError(f"Teacher needs image_shape (C, H, W) with H and W divisible by 4 (two x2 "
-                             f"upsamplings from H/4); got {tuple(image_shape)}. Pad or resize the data, "
-                             "e.g. to (1, 28, 28) or (3, 32, 32).")
+        c, h, w = check_image_shape("Teacher", image_shape, multiple=4)
+        sizes("Teacher", {"weight_norm": weight_norm}, num_classes=num_classes, latent_dim=latent_dim,
+              hidden=hidden, channels=channels, conv_channels=conv_channels)
+        lo_hi = value_range("output_range", output_range)
         self.image_shape, self.num_classes, self.latent_dim = tuple(image_shape), num_classes, latent_dim
         self.h4, self.w4, self.channels = h // 4, w // 4, channels
         wn = dict(weight_norm=weight_norm)
@@ -143,9 +144,6 @@ class Teacher(BaseTeacher):
         self.conv1 = UpsampleConv2d(channels, conv_channels, **wn)  # upsample x2, then conv
         self.bn3 = nn.BatchNorm2d(conv_channels, track_running_stats=False)
         self.conv2 = UpsampleConv2d(conv_channels, c, **wn)
-        lo_hi = (-1.0, 1.0) if output_range is None else (float(output_range[0]), float(output_range[1]))
-        if not lo_hi[0] < lo_hi[1]:
-            raise ValueError(f"output_range must be (low, high) with low < high, got {output_range}")
         # A buffer, so checkpoints carry it and a reloaded teacher draws the same images.
         self.register_buffer("output_lo_hi", torch.tensor(lo_hi))
         self.compile_forward = False  # True: `batches` runs the generator through torch.compile
@@ -209,6 +207,7 @@ class XYTeacher(Teacher):
     def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, *,
                  conditional: bool = True, **kw: Any) -> None:
         super().__init__(image_shape, num_classes, **kw)
+        boolean("XYTeacher: conditional", conditional)
         self.conditional = conditional
         self.label_head = WNLinear(self.fc1.out_features, num_classes, weight_norm=self.fc1.weight_norm)
 
@@ -235,8 +234,8 @@ class RealData(BaseTeacher):
 
     def __init__(self, x: Tensor, y: Tensor) -> None:
         super().__init__()
-        if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+        if len(x) != len(y) or not len(x):
+            raise ValueError(f"RealData needs x and y of one length, at least one example; got {len(x)} and {len(y)}")
         self.register_buffer("x", x, persistent=False)
         self.register_buffer("y", y, persistent=False)
 
@@ -261,6 +260,9 @@ class DistilledData(BaseTeacher):
     def __init__(self, image_shape: tuple[int, int, int], steps: int, batch_size: int,
                  num_classes: int = 10) -> None:
         super().__init__()
+        check_image_shape("DistilledData", image_shape)
+        sizes("DistilledData", steps=steps, batch_size=batch_size, num_classes=num_classes)
+        balanced(batch_size, num_classes)
         self.curriculum_shape = (steps, batch_size, num_classes)
         self.images = nn.Parameter(torch.randn(steps, batch_size, *image_shape))  # (T, B, C, H, W)
         self.register_buffer("labels", torch.arange(batch_size).remainder(num_classes).repeat(steps, 1))

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpointing import CheckpointedUnroll
+from .checks import positive_float, positive_int, unit_interval
 from .compiled_step import compiled_learner_step
 from .learner import Learner, LearnerState
 from .stacked import StackedLearners
@@ -85,12 +86,10 @@ class UnrolledSGD(nn.Module):
     def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, steps: int | None = None,
                  mode: str = "checkpoint", learn: bool = True, compile_step: bool = False) -> None:
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not 0 < momentum < 1:
-            raise ValueError(f"momentum must lie in (0, 1) (it is parametrised as a sigmoid), got {momentum}")
-        if steps is not None and steps < 1:
-            raise ValueError(f"steps must be a positive number of inner steps, got {steps}")
+        positive_float("lr", float(lr))
+        unit_interval("momentum (a sigmoid of a learned number)", float(momentum))
+        if steps is not None:
+            positive_int("steps", steps)
         if mode not in ("full", "checkpoint"):
             raise ValueError(f"mode must be 'full' or 'checkpoint', got {mode!r}")
         self.mode, self.per_step, self.compile_step = mode, steps is not None, compile_step

@@ -102,7 +102,7 @@ def test_few_step_accuracy_scores_with_the_real_images_statistics():
 
 
 def test_bn_stats_is_checked_and_reaches_the_objective(data_root):
-    with pytest.raises(ValueError, match="bn_stats must be synthetic or real, got 'last'"):
+    with pytest.raises(ValueError, match="bn_stats must be one of 'synthetic', 'real', got 'last'"):
         GTNConfig(bn_stats="last")
     with pytest.raises(ValueError, match="bn_stats"):
         RealBatchLoss(Split(torch.zeros(2, *IMAGE), torch.zeros(2, dtype=torch.long)), 2, bn_stats="x")

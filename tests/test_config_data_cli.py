@@ -48,7 +48,19 @@ def test_cifar_quick_shrinks_table_3_with_its_own_changes():
     ("init_momentum", 1.5, "init_momentum"),
     ("curriculum", "random", "curriculum must be"),
     ("mode", "fast", "mode must be"),
-    ("hyper_lr", 0.0, "hyper_lr must be > 0"),
+    ("hyper_lr", 0.0, "hyper_lr must be a finite number > 0, got 0.0"),
+    # issue 23: every number checked for its real range, finite included, and the value shown
+    ("grad_clip", -1.0, "grad_clip must be a finite number > 0, got -1.0"),  # would climb the meta-loss
+    ("grad_clip", 0.0, "grad_clip must be a finite number > 0"),             # would freeze training
+    ("grad_clip", float("nan"), "grad_clip must be a finite number > 0, got nan"),
+    ("outer_lr", float("inf"), "outer_lr must be a finite number > 0, got inf"),
+    ("arch_scale", float("inf"), "arch_scale must be a finite number > 0, got inf"),
+    ("adam_betas", (0.9, 1.0), r"adam_betas\[1\] must be a number in \[0, 1\), got 1.0"),
+    ("adam_eps", 0.0, "adam_eps must be a finite number > 0"),
+    ("init_lr", float("nan"), "init_lr must be a finite number > 0, got nan"),
+    ("seed", -1, "seed must be an integer >= 0, got -1"),
+    ("inner_steps", True, "inner_steps must be a positive integer, got True"),
+    ("augment", 1, "augment must be True or False, got 1"),
 ])
 def test_invalid_config_values(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -111,7 +123,7 @@ def test_compile_step_and_stack_learners_switches_reach_the_trainer(data_root):
 
 def test_cli_bad_value_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--steps", "0", "--out", str(tmp_path)]) == 2
-    assert "inner_steps must be a positive integer" in capsys.readouterr().err
+    assert "--inner-steps must be a positive integer, got 0" in capsys.readouterr().err  # the flag, not the field
 
 
 def test_cli_missing_data_is_a_clear_error(capsys, tmp_path):

@@ -44,8 +44,10 @@ def test_per_step_values_are_used_at_their_step():
 
 
 def test_bad_settings_raise_with_fix():
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got 0"):
         UnrolledSGD(lr=0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):  # issue 23: finite too
+        UnrolledSGD(lr=float("inf"))
     with pytest.raises(ValueError, match="momentum"):
         UnrolledSGD(momentum=1.0)
     with pytest.raises(ValueError, match="steps"):

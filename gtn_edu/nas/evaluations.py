@@ -19,39 +19,20 @@ returns a stale score.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config import GTNConfig
 from ..curriculum import Curriculum
-from ..data import Dataset, Split
+from ..data import Dataset, Split, fingerprint  # noqa: F401 - fingerprint: re-exported (its old home)
 from ..learner import Learner
 from ..nn import LearnerBatchNorm
 from ..teacher import BaseTeacher, RealData
 from ..unrolled import UnrolledSGD
 
 __all__ = ["Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "fingerprint"]
-
-
-def fingerprint(*items: nn.Module | Tensor | Split) -> str:
-    """A short SHA-256 (16 hex digits) of modules' state dicts, tensors and splits, bytes and all."""
-    h = hashlib.sha256()
-    for item in items:
-        if isinstance(item, Split):
-            named = {"x": item.x, "y": item.y}
-        elif isinstance(item, Tensor):
-            named = {"": item}
-        else:
-            named = item.state_dict()
-        h.update(type(item).__name__.encode())
-        for key, t in sorted(named.items()):
-            t = t.detach().cpu().contiguous()
-            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.flatten().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class Evaluation:

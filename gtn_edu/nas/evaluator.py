@@ -19,7 +19,10 @@ Cache. One JSON-lines file per evaluation setting and seed,
 where `key` hashes the evaluation's name, its `settings()` and the search space's settings
 (the same genotype is a different network at another N or F). A line is appended and
 flushed after every architecture, so an interrupted run loses at most the one in flight
-and the next run skips what is done. A line cut short by a kill is dropped, with a warning.
+and the next run skips what is done. A line without a valid record (cut short by a kill, not
+UTF-8, a field missing or out of range: a genotype not a dict, a score not a number or NaN,
+seconds not finite and >= 0) is dropped, with a warning, and evaluated again. A NaN score is
+refused (ValueError) before it is written.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -61,7 +65,7 @@ class Result:
 
     Attributes:
         genotype: the architecture's spec, as plain JSON (`Genotype.to_dict()` for cells).
-        score: what the evaluation returned (higher is better).
+        score: what the evaluation returned (higher is better): a number, never NaN (-inf can be).
         seconds: wall-clock time to build and score it (from the run that computed it).
         cached: read from the cache (or a duplicate in the list) rather than computed now.
     """
@@ -70,6 +74,17 @@ class Result:
     score: float
     seconds: float
     cached: bool = False
+
+
+def _record(genotype, score, seconds) -> Result:
+    """A cache record as a `Result`; ValueError, naming the genotype, for a field out of range."""
+    if not isinstance(genotype, dict):
+        raise ValueError(f"a genotype must be a dict (its spec's JSON), got {genotype!r}")
+    if type(score) not in (int, float) or math.isnan(score):  # ±inf is a result (NASWOT's singular kernel)
+        raise ValueError(f"genotype {canonical(genotype)}: score must be a number, not NaN, got {score!r}")
+    if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
+        raise ValueError(f"genotype {canonical(genotype)}: seconds must be finite and >= 0, got {seconds!r}")
+    return Result(genotype, float(score), float(seconds))
 
 
 class NASEvaluator:
@@ -103,32 +118,36 @@ class NASEvaluator:
         return make_rng(self.seed, f"nas/arch/{digest}"), make_rng(self.seed, f"nas/data/{digest}")
 
     def evaluate_one(self, spec) -> Result:
-        """Build and score one genotype, bypassing the cache."""
+        """Build and score one genotype, bypassing the cache; ValueError if the score is NaN."""
         arch_rng, data_rng = self.rngs(spec)
         start = time.perf_counter()
         learner = self.space.build(spec, arch_rng)
         score = float(self.evaluation.score(learner, data_rng))
+        if math.isnan(score):
+            raise ValueError(f"{self.evaluation.name} scored genotype {canonical(spec)} as NaN; a NaN is not cached: "
+                             "fix the evaluation (a diverged training?) or leave the genotype out")
         return Result(json.loads(canonical(spec)), score, time.perf_counter() - start)
 
     def load_cache(self) -> dict[str, Result]:
-        """The cached results by canonical genotype; a corrupt line is dropped from the file with a warning."""
+        """The cached results by canonical genotype; a bad line is dropped from the file, with a warning."""
         if self.cache_path is None or not self.cache_path.exists():
             return {}
         done, good, bad = {}, [], []
-        for i, line in enumerate(self.cache_path.read_text().splitlines(), 1):
+        for i, line in enumerate(self.cache_path.read_bytes().split(b"\n"), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-                done[canonical(rec["genotype"])] = Result(rec["genotype"], rec["score"], rec["seconds"], True)
+            try:  # a bad byte (UnicodeDecodeError), bad JSON or a bad field (ValueError) drops this line only
+                rec = json.loads(line.decode("utf-8", errors="strict"))
+                result = _record(rec["genotype"], rec["score"], rec["seconds"])
+                done[canonical(result.genotype)] = dataclasses.replace(result, cached=True)
                 good.append(line)
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 bad.append(i)
         if bad:
-            warnings.warn(f"{self.cache_path}: skipped unreadable line(s) {bad} (a run killed mid-write?); "
-                          "those architectures will be evaluated again", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{self.cache_path}: skipped unreadable line(s) {bad} (a run killed mid-write, or an "
+                          "edited file?); those architectures will be evaluated again", RuntimeWarning, stacklevel=2)
             tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-            tmp.write_text("".join(g + "\n" for g in good))
+            tmp.write_bytes(b"".join(g + b"\n" for g in good))
             os.replace(tmp, self.cache_path)  # rewrite without them, so appends start on a clean line
         return done
 
@@ -140,14 +159,15 @@ class NASEvaluator:
         """
         if self.cache_path is None:
             raise ValueError("prefill writes into the cache: make the NASEvaluator with a cache_dir")
+        # every record checked (no NaN score, seconds finite and >= 0) before any is written
+        records = [_record(json.loads(canonical(r.genotype)), float(r.score), float(r.seconds)) for r in results]
         done, added = self.load_cache(), 0
         with self._open_cache() as file:
-            for r in results:
+            for r in records:
                 key = canonical(r.genotype)
                 if key not in done:
                     done[key] = r
-                    file.write(json.dumps({"genotype": json.loads(key), "score": float(r.score),
-                                           "seconds": float(r.seconds)}) + "\n")
+                    file.write(json.dumps({"genotype": r.genotype, "score": r.score, "seconds": r.seconds}) + "\n")
                     added += 1
         return added
 

@@ -10,11 +10,12 @@ Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
-import torch
-
+from ..checkpoint_io import CheckpointError, read_checkpoint
+from ..runs import StopOnSignal, check_device, differences, refuse_other_run, remove_stale_temporaries, writable_folder
 from .config import CartPoleConfig
 
 __all__ = ["add_parser", "run"]
@@ -49,15 +50,21 @@ def _config(args: argparse.Namespace) -> CartPoleConfig:
     given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     ckpt = Path(args.out) / "checkpoint.pt"
     if not args.resume:
-        return CartPoleConfig.sized(args.size or "quick", **given)
+        try:
+            return CartPoleConfig.sized(args.size or "quick", **given)
+        except ValueError as err:  # name the flags, not the config's fields
+            raise ValueError(re.sub(r"CartPoleConfig\.(" + "|".join(_OPTIONS) + r")\b",
+                                    lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
     if not ckpt.exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}; give the --out folder of the run to continue")
-    cfg = CartPoleConfig.from_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["config"])
-    differ = {k: (getattr(cfg, k), v) for k, v in given.items() if getattr(cfg, k) != v}
-    if differ or args.size:
-        said = ", ".join(f"{k} (saved {a!r}, given {b!r})" for k, (a, b) in differ.items()) or f"--{args.size}"
-        raise ValueError(f"--resume continues a run with the settings it was started with; these differ: {said}. "
-                         "Leave them out, or start a new run without --resume.")
+    try:
+        cfg = CartPoleConfig.from_dict(read_checkpoint(ckpt)["config"])
+    except TypeError as err:
+        raise CheckpointError(f"{ckpt} holds no valid CartPole config ({err}); start a new run") from None
+    said = differences(cfg.to_dict(), given) + ([f"--{args.size}"] if args.size else [])
+    if said:
+        raise ValueError(f"--resume continues a run with the settings it was started with; these differ: "
+                         f"{', '.join(said)}. Leave them out, or start a new run without --resume.")
     return cfg
 
 
@@ -65,15 +72,22 @@ def run(args: argparse.Namespace) -> dict:
     """Run `gtn-edu rl`; returns the summary it writes."""
     from .experiment import run_cartpole
 
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be an integer >= 0, got {args.checkpoint_every}")
     cfg = _config(args)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {cfg.device}: CUDA is not available here; use --device cpu")
+    check_device(cfg.device)
+    out = writable_folder(args.out)
+    if not args.resume:
+        refuse_other_run(out, f"gtn-edu rl --resume --out {out}")
+    for stale in remove_stale_temporaries(out):
+        print(f"removed {stale}, left by a checkpoint write that was cut short")
     print(f"CartPole GTN: {cfg.outer_steps} outer iterations of {cfg.num_envs} episodes (cap {cfg.max_steps}), "
           f"{cfg.inner_steps} inner step(s) on {cfg.inner_batch} generated pairs, device {cfg.device}"
           + (f"; resuming from {args.out}" if args.resume else ""))
     start = time.perf_counter()
-    s = run_cartpole(cfg, args.out, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                     figures=not args.no_figures)
+    with StopOnSignal() as stop:  # Ctrl-C or kill: stop after the outer iteration in flight, with its checkpoint
+        s = run_cartpole(cfg, args.out, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                         figures=not args.no_figures, callbacks=[stop])
     f = s["final"]
     print(f"fresh policies after {cfg.inner_steps} SGD step(s) on the GTN's data: {f['mean']:.1f} +- {f['std']:.1f} "
           f"of {f['max_steps']} ({f['policies']} policies x {f['episodes']} greedy episodes); meta-training played "

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from ..checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
+
 __all__ = ["CartPoleConfig", "SIZES"]
 
 
@@ -77,27 +79,23 @@ class CartPoleConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        """Check every field's range (finite numbers only); ValueError names the field and the value."""
         positive = ("inner_batch", "inner_steps", "policy_hidden", "latent_dim", "teacher_hidden", "outer_steps",
                     "num_envs", "learners", "max_steps", "eval_every", "curve_policies", "eval_policies",
                     "eval_episodes")
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"CartPoleConfig.{name} must be a positive integer, got {value!r}")
+            positive_int(f"CartPoleConfig.{name}", getattr(self, name))
+        for name in ("value_steps", "a2c_env_steps", "seed"):
+            nonnegative_int(f"CartPoleConfig.{name}", getattr(self, name))
         for name in ("init_lr", "outer_lr", "value_lr", "a2c_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"CartPoleConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0 < self.init_momentum < 1:
-            raise ValueError(f"init_momentum must lie in (0, 1), got {self.init_momentum}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must lie in (0, 1], got {self.gamma}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.value_steps < 0 or self.a2c_env_steps < 0:
-            raise ValueError(f"value_steps and a2c_env_steps must be >= 0, got {self.value_steps}, "
-                             f"{self.a2c_env_steps}")
-        if self.device.split(":")[0] not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+            positive_float(f"CartPoleConfig.{name}", getattr(self, name))
+        unit_interval("CartPoleConfig.init_momentum", self.init_momentum)
+        unit_interval("CartPoleConfig.gamma", self.gamma, high_open=False)
+        for name in ("weight_norm", "normalize"):
+            boolean(f"CartPoleConfig.{name}", getattr(self, name))
+        one_of("CartPoleConfig.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"CartPoleConfig.device must be 'cpu' or 'cuda' (or 'cuda:N'), got {self.device!r}")
 
     @classmethod
     def sized(cls, size: str, **changes) -> CartPoleConfig:

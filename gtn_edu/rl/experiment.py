@@ -98,7 +98,8 @@ def first_reaching(points: list[tuple[float, float]], target: float) -> float | 
 
 
 def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, checkpoint_every: int = 25,
-                 target: float = 190.0, progress: bool = True, figures: bool = True) -> dict:
+                 target: float = 190.0, progress: bool = True, figures: bool = True,
+                 callbacks: list[Callback] | tuple = ()) -> dict:
     """Meta-train, score K fresh one-step policies, run the A2C control, write `summary.json` and figures.
 
     Args:
@@ -109,6 +110,7 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
         target: the return whose first crossing (in environment steps) the summary reports.
         progress: progress bars.
         figures: write `figure8.png`, `pairs.png` and `episode.png` (needs matplotlib).
+        callbacks: more `Callback`s for the meta-training loop (the CLI's `StopOnSignal`).
 
     Returns:
         The summary written to `out/summary.json`.
@@ -118,16 +120,12 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
     ckpt, log = out / "checkpoint.pt", out / "log.jsonl"
     run = build_cartpole(cfg, log_path=log, progress=progress)
     if resume and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if saved["config"] != cfg.to_dict():
-            raise ValueError(f"{ckpt} holds a run with other settings; give another folder, or resume=False "
-                             "(`gtn-edu rl` without --resume) to start over in this one")
-        run.trainer.load_state_dict(saved)
+        run.trainer.load(ckpt)  # refuses a damaged file, or another run's (naming the differing settings)
         # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
         log.write_text("".join(json.dumps(r) + "\n" for r in run.trainer.history))
     elif log.exists():
         log.unlink()  # a fresh run: no lines of an older one
-    run.trainer.callbacks.append(CurveCallback(run, cfg.eval_every, cfg.curve_policies, cfg.eval_episodes))
+    run.trainer.callbacks += [CurveCallback(run, cfg.eval_every, cfg.curve_policies, cfg.eval_episodes), *callbacks]
     run.trainer.fit(cfg.outer_steps - run.trainer.iteration, desc="CartPole GTN", checkpoint=ckpt,
                     checkpoint_every=checkpoint_every)
     final = run.score()
