@@ -28,7 +28,14 @@ start processes of one seed each together, as above, since each reads the table 
 starts and writes it when done), provided the table was computed with the same space and
 settings (all but `--n` and `--seeds`; and the same evaluation key, a hash that includes
 the data, when the table records one); otherwise the script says why and computes
-everything (`--no-reuse`: never read a table).
+everything (`--no-reuse`: never read a table). For a run longer than a session, give each
+seed's process its own `--out` and `--progress`: the table is rewritten after every trained
+cell (`"complete": false` until the end), so a stop loses one training at most, and the next
+session continues with `--reuse` of that file even without the cache:
+
+    python benchmarks/nas_groundtruth.py --n 100 --seeds 0 --threads 1 --progress \
+        --out benchmarks/progress/groundtruth_cifar10_n100_seed0.json &      # the same for seed 1
+    # later, on any machine: the same with --reuse benchmarks/progress/..._seed0.json
 
 Cost at the defaults (CIFAR-10 partial copy, 3600 training images, N=1, F=8, 2 epochs of
 batch 64): about 100 s a training on one CPU thread (50 s an epoch, in channels-last
@@ -57,7 +64,7 @@ from gtn_edu.nas.groundtruth import TABLES
 SMOKE = dict(n=3, seeds=[0, 1], epochs=1, filters=4, cells_per_stage=1, num_nodes=2, train_images=64,
              val_images=64, batch_size=16, bn_images=32)
 """The `--smoke` defaults (options given on the command line still win, e.g. `--smoke --n 5`)."""
-NOT_SETTINGS = ("out", "cache_dir", "time_limit", "data_root", "threads", "reuse", "no_reuse")
+NOT_SETTINGS = ("out", "cache_dir", "time_limit", "data_root", "threads", "reuse", "no_reuse", "progress")
 """Options that do not change a score: left out of the table's settings."""
 GROWS = ("n", "seeds")
 """Settings a run may change and still reuse a stored table's rows."""
@@ -89,6 +96,10 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--reuse", type=Path, default=None,
                     help="a table whose rows need no recomputing if its space and settings match (default: --out)")
     ap.add_argument("--no-reuse", action="store_true", help="read no stored table: only the cache")
+    ap.add_argument("--progress", action="store_true",
+                    help="rewrite --out after every newly trained architecture (complete: false until the end), so "
+                         "a killed run keeps its scores in a file you can commit and --reuse; not for the shipped "
+                         "table, which must stay complete")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on tiny settings (the tests)")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -99,6 +110,8 @@ def parse(argv=None) -> argparse.Namespace:
                     else TABLES / f"groundtruth_{args.dataset}.json")
     args.cache_dir = args.cache_dir or REPO / "runs" / f"nas_groundtruth_{args.dataset}"
     args.reuse = None if args.no_reuse else (args.reuse or args.out)
+    if args.progress and args.out.resolve() == (TABLES / f"groundtruth_{args.dataset}.json").resolve():
+        ap.error("--progress writes incomplete tables: give it its own --out (and --reuse the shipped table)")
     return args
 
 
@@ -162,33 +175,40 @@ def main(argv=None) -> int:
     stored, found = stored_results(args.reuse, settings_of(args), space_json, key, specs)
     print(found, flush=True)
     start, per_seed, finished, copied = time.perf_counter(), {}, True, 0
+
+    def table(complete: bool) -> dict:
+        done = [s for s in args.seeds if len(per_seed.get(s, [])) == len(specs)]
+        ceiling = seed_to_seed([[r.score for r in per_seed[s]] for s in done]) if len(done) >= 2 else None
+        rows = [{"genotype": spec,
+                 "accuracy": {str(s): per_seed[s][i].score for s in args.seeds if i < len(per_seed.get(s, []))},
+                 "seconds": {str(s): per_seed[s][i].seconds for s in args.seeds if i < len(per_seed.get(s, []))}}
+                for i, spec in enumerate(specs)]
+        return {"env": environment(args.device), "complete": complete, "settings": settings_of(args),
+                "space": space_json, "evaluation": {"name": evaluation.name, "key": key},
+                "reused": {"table": str(args.reuse), "scores": copied,  # rows computed by an earlier run, there
+                           "env": json.loads(args.reuse.read_text()).get("env")} if copied else None,
+                "splits": {"train": len(train), "val": len(val)}, "seed_to_seed_spearman": ceiling,
+                "seconds": sum(r.seconds for rs in per_seed.values() for r in rs), "architectures": rows}
+
     for seed in args.seeds:
         evaluator = NASEvaluator(space, evaluation, args.cache_dir, seed=seed)
         # only this run's seeds: a process per seed never writes another's cache file
         if stored.get(seed) and (added := evaluator.prefill(stored[seed])):
             print(f"seed {seed}: {added} scores copied from the table into the cache", flush=True)
             copied += added
-        results = []
+        results = per_seed[seed] = []
         for spec in specs:  # one at a time, so the time limit can stop between architectures
             if args.time_limit and time.perf_counter() - start > args.time_limit:
                 finished = False
                 break
-            results.append(evaluator.evaluate([spec])[0])
-        per_seed[seed] = results
+            result = evaluator.evaluate([spec])[0]
+            results.append(result)
+            if args.progress and not result.cached:  # a stop (even a killed session) loses one training at most
+                write_json(args.out, table(complete=False))
         if not finished:
             break
-    complete = [s for s in args.seeds if len(per_seed.get(s, [])) == len(specs)]
-    table = [{"genotype": spec,
-              "accuracy": {str(s): per_seed[s][i].score for s in args.seeds if i < len(per_seed.get(s, []))},
-              "seconds": {str(s): per_seed[s][i].seconds for s in args.seeds if i < len(per_seed.get(s, []))}}
-             for i, spec in enumerate(specs)]
-    ceiling = seed_to_seed([[r.score for r in per_seed[s]] for s in complete]) if len(complete) >= 2 else None
-    res = {"env": environment(args.device), "complete": finished, "settings": settings_of(args), "space": space_json,
-           "evaluation": {"name": evaluation.name, "key": key},
-           "reused": {"table": str(args.reuse), "scores": copied,  # rows computed by an earlier run, there
-                      "env": json.loads(args.reuse.read_text()).get("env")} if copied else None,
-           "splits": {"train": len(train), "val": len(val)}, "seed_to_seed_spearman": ceiling,
-           "seconds": sum(r.seconds for rs in per_seed.values() for r in rs), "architectures": table}
+    res = table(finished)
+    ceiling = res["seed_to_seed_spearman"]
     write_json(args.out, res)
     cost = res["seconds"] / max(1, sum(len(rs) for rs in per_seed.values()))
     print(f"{'done' if finished else 'stopped by --time-limit (run again to continue)'}: "

@@ -117,6 +117,37 @@ def test_groundtruth_extends_a_table_without_its_cache(tmp_path, data_root, monk
     assert len(GroundTruth.load(out)) == 5
 
 
+def test_groundtruth_progress_keeps_every_finished_cell_in_its_table(tmp_path, data_root, monkeypatch):
+    """--progress rewrites --out after each trained cell: a run killed mid-way leaves a table to --reuse."""
+    out, cache = tmp_path / "progress.json", tmp_path / "cache"
+    args = ["--smoke", "--data-root", str(data_root), "--out", str(out), "--cache-dir", str(cache), "--progress"]
+    evaluate_one, calls = NASEvaluator.evaluate_one, []
+
+    def dies_at_the_third(self, spec):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the session stopped during the third training
+        calls.append(spec)
+        return evaluate_one(self, spec)
+
+    monkeypatch.setattr(NASEvaluator, "evaluate_one", dies_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        nas_groundtruth.main(args)
+    table = json.loads(out.read_text())
+    assert table["complete"] is False and [bool(r["accuracy"]) for r in table["architectures"]] == [True, True, False]
+    monkeypatch.undo()
+    for path in cache.iterdir():  # a fresh machine: only the committed table is left
+        path.unlink()
+    trained = []
+    monkeypatch.setattr(NASEvaluator, "evaluate_one",
+                        lambda self, spec: trained.append(spec) or evaluate_one(self, spec))
+    nas_groundtruth.main([*args, "--reuse", str(out)])
+    done = json.loads(out.read_text())
+    assert done["complete"] is True and len(trained) == 4  # seed 0's third cell and seed 1's three
+    assert done["architectures"][0]["accuracy"]["0"] == table["architectures"][0]["accuracy"]["0"]
+    with pytest.raises(SystemExit):  # the shipped table must stay complete
+        nas_groundtruth.parse(["--progress"])
+
+
 def test_groundtruth_reuses_only_a_matching_table(tmp_path):
     args = nas_groundtruth.parse(["--n", "100", "--cache-dir", str(tmp_path)])
     space = json.loads((TABLES / "groundtruth_cifar10.json").read_text())["space"]
