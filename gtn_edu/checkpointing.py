@@ -20,8 +20,14 @@ __all__ = ["CheckpointedUnroll"]
 class CheckpointedUnroll(torch.autograd.Function):
     """T inner steps storing only the state after each step; reverse sweep recomputes.
 
-    Inputs after the non-tensor arguments: hyperparameters, batch tensors, initial state.
+    Inputs after the non-tensor arguments: the optimiser's meta-learned tensors (named by
+    `hyper_names`: $a$, $b$ and any a subclass adds), batch tensors, initial state.
     Outputs: the flattened states at the kept steps.
+
+    Every tensor a step reads that requires grad must be one of these inputs: the reverse
+    sweep differentiates each recomputed step with respect to its inputs only. A step that
+    reads another one (captured from outside, say a learner's loss reading a free tensor)
+    raises RuntimeError naming it, rather than leaving it a silent zero gradient.
 
     The stored states go through `save_for_backward`, never onto `ctx` as attributes:
     the states at kept steps are also this Function's outputs, and an output held by its
@@ -32,20 +38,21 @@ class CheckpointedUnroll(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, sgd, learner, batches, state0, keep, callback, n_hyper, *tensors):
-        n_batch = len(batches.tensors)
+    def forward(ctx, sgd, learner, batches, state0, keep, callback, hyper_names, *tensors):
+        n_hyper, n_batch = len(hyper_names), len(batches.tensors)
         hyper, batch_t = tensors[:n_hyper], tensors[n_hyper:n_hyper + n_batch]
         state = state0.with_tensors(tensors[n_hyper + n_batch:])
         stored, outputs = [], []
         for t in range(batches.steps):
             stored.extend(state.tensors())  # state t, the input of step t
-            state, loss = sgd.step(learner, batches, t, state, hyper, batch_t, differentiable=False)
+            state, loss = sgd.step(learner, batches, t, state, dict(zip(hyper_names, hyper)), batch_t,
+                                   differentiable=False)
             if callback is not None:
                 callback(t, state, loss)
             if t + 1 in keep:
                 outputs.extend(state.tensors())
         ctx.sgd, ctx.learner, ctx.batches, ctx.keep, ctx.template = sgd, learner, batches, keep, state0
-        ctx.n_hyper, ctx.n_batch = n_hyper, n_batch
+        ctx.hyper_names, ctx.n_hyper, ctx.n_batch = hyper_names, n_hyper, n_batch
         ctx.save_for_backward(*tensors[:n_hyper + n_batch], *stored)
         return tuple(outputs)
 
@@ -67,10 +74,13 @@ class CheckpointedUnroll(torch.autograd.Function):
                 leaf_state = [s.detach().requires_grad_(s.is_floating_point())
                               for s in stored[t * n_state:(t + 1) * n_state]]
                 state_t = template.with_tensors(leaf_state)
-                new_state, _ = ctx.sgd.step(ctx.learner, ctx.batches, t, state_t, leaf_in[:ctx.n_hyper],
+                new_state, _ = ctx.sgd.step(ctx.learner, ctx.batches, t, state_t,
+                                            dict(zip(ctx.hyper_names, leaf_in[:ctx.n_hyper])),
                                             leaf_in[ctx.n_hyper:], differentiable=True)
                 outs = new_state.tensors()
                 wrt = [x for x in leaf_in + leaf_state if x.requires_grad]
+                if t == ctx.batches.steps - 1:  # once per unroll: every step reads the same tensors
+                    _refuse_captured(outs, wrt)
                 pairs = [(o, a) for o, a in zip(outs, adj) if o.requires_grad]
                 grads = torch.autograd.grad([o for o, _ in pairs], wrt, [a for _, a in pairs],
                                             allow_unused=True)
@@ -80,6 +90,28 @@ class CheckpointedUnroll(torch.autograd.Function):
             adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]
             adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]
         return (None,) * 7 + tuple(adj_inputs) + tuple(adj)
+
+
+def _refuse_captured(outputs, wrt) -> None:
+    """RuntimeError if `outputs` depend on a leaf that requires grad and is not in `wrt`.
+
+    The leaves of a recomputed step's graph are its inputs; any other leaf (a tensor a
+    method read from outside) would get no gradient from this backward pass.
+    """
+    known, seen, stack = {id(x) for x in wrt}, set(), [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        leaf = getattr(node, "variable", None)  # AccumulateGrad: a leaf tensor that requires grad
+        if leaf is not None and id(leaf) not in known:
+            raise RuntimeError(
+                f"the checkpointed inner step reads a tensor that requires grad (shape {tuple(leaf.shape)}) but is no "
+                "input of the step, so checkpoint mode cannot give it a meta-gradient. Make it an nn.Parameter of "
+                "the UnrolledSGD (its update), of the teacher (its forward) or of the curriculum, or train with "
+                "mode='full'")
+        stack.extend(fn for fn, _ in node.next_functions)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from .checkpointing import CheckpointedUnroll
 from .checks import positive_float, positive_int, unit_interval
@@ -140,13 +141,34 @@ class UnrolledSGD(nn.Module):
         return new_p, new_m
 
     # ---- one inner step as a pure function of its inputs ----
+    def meta_tensors(self) -> dict[str, Tensor]:
+        """This optimiser's meta-learned tensors by name: every parameter that requires grad.
+
+        $a$ and $b$ (`raw_lr`, `raw_momentum`) and whatever a subclass adds (a learned weight
+        decay, say). The checkpointed backward pass rebuilds each step with these as its
+        inputs (`step`), so each of them gets its meta-gradient in both modes.
+        """
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
+
     def step(self, learner: Learner | StackedLearners, batches: Batches, t: int, state: LearnerState,
-             hyper: Sequence[Tensor], batch_tensors: Sequence[Tensor], differentiable: bool
+             hyper: dict[str, Tensor] | Sequence[Tensor], batch_tensors: Sequence[Tensor], differentiable: bool
              ) -> tuple[LearnerState, Tensor]:
+        """Inner step t (`forward`) with this optimiser's meta-learned tensors replaced by `hyper`.
+
+        `hyper` maps names of `meta_tensors()` to the tensors to use in their place (a
+        sequence: in that order); the checkpointed backward pass passes fresh leaves, so
+        the gradient with respect to each is the step's contribution to its meta-gradient.
+        """
+        names = list(self.meta_tensors())
+        hyper = hyper if isinstance(hyper, dict) else dict(zip(names, hyper))
+        return functional_call(self, hyper, (learner, batches, t, state, batch_tensors),
+                               {"differentiable": differentiable}, strict=False)
+
+    def forward(self, learner: Learner | StackedLearners, batches: Batches, t: int, state: LearnerState,
+                batch_tensors: Sequence[Tensor], differentiable: bool) -> tuple[LearnerState, Tensor]:
         """Inner step t: batch t -> inner loss -> gradient -> `update`. Returns (state, loss)."""
-        raw_lr, raw_mom = hyper
         i = t if self.per_step else 0
-        lr, beta = raw_lr[i].exp(), raw_mom[i].sigmoid()
+        lr, beta = self.raw_lr[i].exp(), self.raw_momentum[i].sigmoid()
         with torch.set_grad_enabled(differentiable):
             x, y = batches.batch(t, batch_tensors)
         if isinstance(learner, StackedLearners):  # k learners at once, vmapped (stacked.py)
@@ -205,17 +227,16 @@ class UnrolledSGD(nn.Module):
             raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")
         learner.check_functional()
         state = learner.init_state() if state is None else state
-        hyper = (self.raw_lr, self.raw_momentum)
         if differentiable and self.mode == "checkpoint":
-            template = state
+            template, hyper = state, self.meta_tensors()
             flat = CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
-                                             len(hyper), *hyper, *batches.tensors, *state.tensors())
+                                             tuple(hyper), *hyper.values(), *batches.tensors, *state.tensors())
             n = len(template.tensors())
             kept = [template.with_tensors(flat[i * n:(i + 1) * n]) for i in range(len(keep))]
         else:
             kept = []
             for t in range(T):
-                state, loss = self.step(learner, batches, t, state, hyper, batches.tensors, differentiable)
+                state, loss = self(learner, batches, t, state, batches.tensors, differentiable)
                 if callback is not None:
                     callback(t, state, loss)
                 if t + 1 in keep:
