@@ -175,6 +175,7 @@ def main(argv=None) -> int:
     stored, found = stored_results(args.reuse, settings_of(args), space_json, key, specs)
     print(found, flush=True)
     start, per_seed, finished, copied = time.perf_counter(), {}, True, 0
+    reused = sum(len(stored.get(seed, [])) for seed in args.seeds)
 
     def table(complete: bool) -> dict:
         done = [s for s in args.seeds if len(per_seed.get(s, [])) == len(specs)]
@@ -185,8 +186,10 @@ def main(argv=None) -> int:
                 for i, spec in enumerate(specs)]
         return {"env": environment(args.device), "complete": complete, "settings": settings_of(args),
                 "space": space_json, "evaluation": {"name": evaluation.name, "key": key},
-                "reused": {"table": str(args.reuse), "scores": copied,  # rows computed by an earlier run, there
-                           "env": json.loads(args.reuse.read_text()).get("env")} if copied else None,
+                # scores an earlier run computed (the reused table's env says where), whether this run copied
+                # them into its cache or found them there already
+                "reused": {"table": str(args.reuse), "scores": reused, "copied_into_cache": copied,
+                           "env": json.loads(args.reuse.read_text()).get("env")} if reused else None,
                 "splits": {"train": len(train), "val": len(val)}, "seed_to_seed_spearman": ceiling,
                 "seconds": sum(r.seconds for rs in per_seed.values() for r in rs), "architectures": rows}
 

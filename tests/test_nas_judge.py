@@ -150,18 +150,22 @@ def test_groundtruth_progress_keeps_every_finished_cell_in_its_table(tmp_path, d
 
 def test_groundtruth_reuses_only_a_matching_table(tmp_path):
     args = nas_groundtruth.parse(["--n", "100", "--cache-dir", str(tmp_path)])
-    space = json.loads((TABLES / "groundtruth_cifar10.json").read_text())["space"]
+    raw = json.loads((TABLES / "groundtruth_cifar10.json").read_text())
+    space, key = raw["space"], raw["evaluation"]["key"]  # the key hashes the evaluation and its data
     cells = CellSpace(tuple(space["input_shape"]), space["num_classes"], space["cells_per_stage"], space["filters"],
                       space["num_nodes"])
     specs = sample_specs(cells, 100, seed=0)
-    stored, said = nas_groundtruth.stored_results(args.reuse, nas_groundtruth.settings_of(args), space, "k", specs)
+    stored, said = nas_groundtruth.stored_results(args.reuse, nas_groundtruth.settings_of(args), space, key, specs)
     assert args.reuse == TABLES / "groundtruth_cifar10.json" and said.startswith("reusing")
-    assert sorted(stored) == [0, 1] and all(len(rs) == 40 for rs in stored.values())  # the shipped 40 cells
+    assert sorted(stored) == [0, 1] and all(len(rs) == 100 for rs in stored.values())  # the shipped 100 cells
     assert stored[0][0].genotype == specs[0] and stored[1][39].score == GroundTruth.stored().scores[1][39]
     other = nas_groundtruth.settings_of(nas_groundtruth.parse(["--n", "100", "--epochs", "3"]))
-    stored, said = nas_groundtruth.stored_results(args.reuse, other, space, "k", specs)
+    stored, said = nas_groundtruth.stored_results(args.reuse, other, space, key, specs)
     assert stored == {} and "settings differ in ['epochs']" in said
     stored, said = nas_groundtruth.stored_results(args.reuse, nas_groundtruth.settings_of(args),
-                                                  {**space, "filters": 16}, "k", specs)
+                                                  {**space, "filters": 16}, key, specs)
     assert stored == {} and "space differs" in said
+    stored, said = nas_groundtruth.stored_results(args.reuse, nas_groundtruth.settings_of(args), space, "other",
+                                                  specs)
+    assert stored == {} and "evaluation key differs" in said
     assert nas_groundtruth.parse(["--no-reuse"]).reuse is None
