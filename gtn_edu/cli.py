@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import multiprocessing
@@ -32,7 +33,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import GTNConfig, config_for, quick
+from . import __version__
+from .config import CIFARConfig, GTNConfig, MNISTConfig, config_for, quick
 from .data import DataNotFoundError, load_dataset
 from .distributed import init_process_group, is_main, rank_and_world
 from .evaluate import bn_images_for, few_step_accuracy
@@ -40,6 +42,7 @@ from .experiment import build_arm
 from .meta import Callback, MetaLossDivergedError
 from .runs import (
     MANIFEST,
+    OneDefaultHelp,
     RunKilled,
     StopOnSignal,
     check_device,
@@ -54,23 +57,47 @@ from .viz import class_images, curriculum_images, plot_curves, save_image_grid
 
 __all__ = ["main", "build_parser"]
 
-_ALIASES = {"inner_steps": "--steps", "outer_steps": "--outer-steps"}
+_ALIASES = {"inner_steps": "--steps"}
+
+
+def _field_help() -> dict[str, str]:
+    """Each GTNConfig field's help: the first sentence of its entry in the class docstring, and its defaults.
+
+    The defaults are the MNIST table's, then what `--quick` and `--dataset cifar10` (and both) make
+    of them where they differ, so `--help` shows each default once with the value a run will use.
+    """
+    docs, name = {}, None
+    for line in inspect.getdoc(GTNConfig).split("Attributes:")[1].splitlines():
+        if m := re.match(r" {4}(\w+): (.*)", line):
+            name, docs[m.group(1)] = m.group(1), m.group(2)
+        elif name and line.startswith(" " * 8):
+            docs[name] += " " + line.strip()
+    mnist, cifar = MNISTConfig(), CIFARConfig()  # each variant against what it changes
+    tables = {"--quick": (quick(mnist), mnist), "cifar10": (cifar, mnist), "cifar10 --quick": (quick(cifar), cifar)}
+    show = lambda v: " ".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+    out = {}
+    for f in dataclasses.fields(GTNConfig):
+        where = "; ".join(f"{label}: {show(getattr(cfg, f.name))}" for label, (cfg, base) in tables.items()
+                          if getattr(cfg, f.name) != getattr(base, f.name) and f.name != "dataset")
+        sentence = re.split(r"(?<=[a-z)])\. ", docs.get(f.name, ""))[0].rstrip(".")
+        out[f.name] = f"{sentence} (default {show(f.default)}" + (f"; {where})" if where else ")")
+    return out
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per GTNConfig field (defaults left None so --quick can fill them)."""
-    hints = typing.get_type_hints(GTNConfig)
+    hints, helps = typing.get_type_hints(GTNConfig), _field_help()
     for f in dataclasses.fields(GTNConfig):
         flags = [f"--{f.name.replace('_', '-')}"] + ([_ALIASES[f.name]] if f.name in _ALIASES else [])
-        kind = hints[f.name]
+        kind, say = hints[f.name], helps[f.name].replace("%", "%%")
         if kind is bool:
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"(default {f.default})")
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=say)
         elif f.name == "adam_betas":
-            p.add_argument(*flags, dest=f.name, type=float, nargs=2, default=None, help=f"(default {f.default})")
+            p.add_argument(*flags, dest=f.name, type=float, nargs=2, default=None, help=say,
+                           metavar=("BETA1", "BETA2"))
         else:
             typ = {int: int, float: float, str: str}.get(kind, float)
-            p.add_argument(*flags, dest=f.name, type=typ, default=None, help=f"(default {f.default})")
+            p.add_argument(*flags, dest=f.name, type=typ, default=None, help=say)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,9 +110,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `gtn-edu`."""
     parser = _Parser(prog="gtn-edu", description="Generative Teaching Networks, for learning.")
+    parser.add_argument("--version", action="version", version=f"gtn-edu {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="meta-train a GTN and compare it with tuned real data",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=OneDefaultHelp)
     t.add_argument("--quick", action="store_true",
                    help="CPU-sized run (minutes): smaller generator and learners, fewer inner steps; see "
                         "config.QUICK_CHANGES (MNIST) and config.CIFAR_QUICK_CHANGES")

@@ -18,6 +18,7 @@ flight, with a checkpoint from which the resumed run repeats the uninterrupted o
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -29,13 +30,23 @@ import torch
 
 from .meta import Callback
 
-__all__ = ["MANIFEST", "writable_folder", "refuse_other_run", "write_manifest", "read_manifest", "differences",
-           "remove_stale_temporaries", "check_device", "StopOnSignal", "RunKilled"]
+__all__ = ["MANIFEST", "OneDefaultHelp", "writable_folder", "refuse_other_run", "write_manifest", "read_manifest",
+           "differences", "remove_stale_temporaries", "check_device", "StopOnSignal", "RunKilled"]
 
 MANIFEST = "run.json"
 """The manifest's file name in a run folder."""
 RUN_FILES = (MANIFEST, "*_checkpoint.pt", "checkpoint.pt")
 """Files that mark a folder as holding a run."""
+
+
+class OneDefaultHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with "(default: X)" only where the help does not state a default itself, never for None or False."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def writable_folder(path: str | os.PathLike, flag: str = "--out") -> Path:

@@ -132,3 +132,25 @@ def test_the_console_command_prints_one_line(argv, fragment, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and not proc.stdout.strip()
+
+
+def test_help_shows_each_default_once_and_the_version(capsys):
+    """Issue 25, item 4: no "(default 32) (default: None)", no flag listed twice, and `--version`."""
+    import gtn_edu
+
+    for command in ("train", "rl"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "(default: None)" not in text and "(default: False)" not in text
+        options = [line.split()[0].rstrip(",") for line in text.splitlines() if line.startswith("  --")]
+        assert len(options) == len(set(options))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "T, SGD steps of the learner on synthetic data (default 32; --quick: 4; cifar10: 128; cifar10 --quick: 8)" \
+        in text
+    assert text.count("--outer-steps OUTER_STEPS") == 2  # once in the usage line, once in the list
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith(f"gtn-edu {gtn_edu.__version__}")

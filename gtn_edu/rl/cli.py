@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 from ..checkpoint_io import CheckpointError, read_checkpoint
-from ..runs import StopOnSignal, check_device, differences, refuse_other_run, remove_stale_temporaries, writable_folder
+from ..runs import (
+    OneDefaultHelp,
+    StopOnSignal,
+    check_device,
+    differences,
+    refuse_other_run,
+    remove_stale_temporaries,
+    writable_folder,
+)
 from .config import CartPoleConfig
 
 __all__ = ["add_parser", "run"]
@@ -27,7 +35,7 @@ _OPTIONS = {"seed": int, "outer_steps": int, "num_envs": int, "max_steps": int, 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add the `rl` subcommand to the `gtn-edu` parser's subparsers."""
     p = sub.add_parser("rl", help="CartPole (appendix H): a GTN that teaches a policy in one SGD step",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=OneDefaultHelp)
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const", const="quick",
                       help="the CPU size (the default): 200 outer iterations of 32 episodes")
