@@ -50,6 +50,7 @@ from .runs import (
     read_manifest,
     refuse_other_run,
     remove_stale_temporaries,
+    with_flags,
     writable_folder,
     write_manifest,
 )
@@ -162,8 +163,7 @@ def _config(args: argparse.Namespace) -> GTNConfig:
             cfg = quick(cfg)
         return dataclasses.replace(cfg, **overrides)
     except ValueError as err:  # name the flags, not the config's fields
-        raise ValueError(re.sub(r"\b(" + "|".join(f.name for f in dataclasses.fields(GTNConfig)) + r")\b",
-                                lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
+        raise ValueError(with_flags(str(err), [f.name for f in dataclasses.fields(GTNConfig)])) from None
 
 
 def _resume_folder(args: argparse.Namespace) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -28,10 +29,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint_io import _plain
 from .meta import Callback
 
 __all__ = ["MANIFEST", "OneDefaultHelp", "writable_folder", "refuse_other_run", "write_manifest", "read_manifest",
-           "differences", "remove_stale_temporaries", "check_device", "StopOnSignal", "RunKilled"]
+           "differences", "with_flags", "remove_stale_temporaries", "check_device", "StopOnSignal", "RunKilled"]
 
 MANIFEST = "run.json"
 """The manifest's file name in a run folder."""
@@ -102,9 +104,10 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def _plain(value):
-    """`value` as JSON would give it back (tuples as lists), for comparing saved with given settings."""
-    return json.loads(json.dumps(value, default=str))
+def with_flags(message: str, names, prefix: str = "") -> str:
+    """`message` with each config field name in `names` (after `prefix`, e.g. "CartPoleConfig.") as its flag."""
+    pattern = re.escape(prefix) + r"\b(" + "|".join(map(re.escape, names)) + r")\b"
+    return re.sub(pattern, lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 def differences(saved: dict, given: dict) -> list[str]:

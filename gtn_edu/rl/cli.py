@@ -10,7 +10,6 @@ Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` 
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..runs import (
     differences,
     refuse_other_run,
     remove_stale_temporaries,
+    with_flags,
     writable_folder,
 )
 from .config import CartPoleConfig
@@ -61,8 +61,7 @@ def _config(args: argparse.Namespace) -> CartPoleConfig:
         try:
             return CartPoleConfig.sized(args.size or "quick", **given)
         except ValueError as err:  # name the flags, not the config's fields
-            raise ValueError(re.sub(r"CartPoleConfig\.(" + "|".join(_OPTIONS) + r")\b",
-                                    lambda m: "--" + m.group(1).replace("_", "-"), str(err))) from None
+            raise ValueError(with_flags(str(err), _OPTIONS, prefix="CartPoleConfig.")) from None
     if not ckpt.exists():
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}; give the --out folder of the run to continue")
     try:
