@@ -55,6 +55,7 @@ computed, so `--time-limit` stops between architectures and a rerun continues.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -83,6 +84,7 @@ from gtn_edu.nas import (
     proxy_table,
     simulate_searches,
 )
+from gtn_edu.nas.groundtruth import TABLES
 
 PLANS = {  # search size, simulated searches, bootstrap resamples, NASWOT batch, short real training, proxy seeds,
     # images whose BatchNorm statistics the "BN of ... real images" rows use
@@ -115,6 +117,12 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(REPO))
     except ValueError:
         return str(path)
+
+
+def _reused(path: Path | None) -> dict | None:
+    """The ground-truth table's `reused` entry (scores an earlier run computed, and where), or None."""
+    raw = json.loads((path or TABLES / "groundtruth_cifar10.json").read_text())
+    return raw.get("reused")
 
 
 def short_name(plan: dict) -> str:
@@ -185,7 +193,10 @@ def fragment(res: dict, stem: str) -> str:
            f"`{res['plan']}`, {res['seconds'] / 60:.1f} min. Ground truth: {gt['n']} cells (N={gt['space']['N']}, "
            f"F={gt['space']['F']}) trained {gt['settings'].get('epochs')} epochs on {gt['settings'].get('dataset')} "
            f"with seeds {gt['seeds']}, scored on its {gt['settings'].get('score_split', 'val')} split (computed on "
-           f"{gt['env'].get('device_label', '?')}, commit {gt['env'].get('commit', '?')}). Teacher: "
+           f"{gt['env'].get('device_label', '?')}, commit {gt['env'].get('commit', '?')}"
+           + (f"; {gt['reused']['scores']} of its scores reused from an earlier table computed on "
+              f"{gt['reused']['env'].get('device_label', '?')}, commit {gt['reused']['env'].get('commit', '?')}"
+              if gt.get("reused") else "") + "). Teacher: "
            f"{res['teacher']['source']}, T={res['teacher']['steps']} steps of batch {res['teacher']['batch']}; "
            f"GTN and real-data evaluation score on {s['score_images']} {s['score_on']} images, with the BatchNorm "
            f"statistics of the last inner batch or, in the rows \"...{real_bn(s['bn_images'])}\", of the first "
@@ -291,6 +302,7 @@ def main(argv=None) -> int:
                        else f"meta-trained here ({gtn.trainer.iteration} outer iterations)",
                        "steps": gtn.curriculum.steps, "batch": gtn.curriculum.batch_size},
            "truth": {"n": len(truth), "seeds": sorted(truth.scores), "seed_to_seed": ceiling,
+                     "reused": _reused(args.truth),
                      "seconds_per_training": truth.seconds_per_training(), "settings": truth.settings,
                      "env": truth.env, "space": {"N": truth.space.cells_per_stage, "F": truth.space.filters}},
            "rank_correlations": {r["name"]: {k: vars(r[k]) for k in ("all", "top_half")} | {"seconds": r["seconds"]}
