@@ -17,16 +17,11 @@ RUN_FOLDER` continues an interrupted run exactly.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import inspect
 import json
-import math
 import multiprocessing
 import os
-import re
 import sys
 import time
-import typing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,72 +29,34 @@ import torch
 import torch.distributed as dist
 
 from . import __version__
-from .config import CIFARConfig, GTNConfig, MNISTConfig, config_for, quick
+from .config import GTNConfig
 from .data import DataNotFoundError, load_dataset
 from .distributed import init_process_group, is_main, rank_and_world
 from .evaluate import bn_images_for, few_step_accuracy
 from .experiment import build_arm
 from .meta import Callback, MetaLossDivergedError
 from .runs import (
-    MANIFEST,
     OneDefaultHelp,
     RunKilled,
     StopOnSignal,
     check_device,
-    differences,
     read_manifest,
     refuse_other_run,
     remove_stale_temporaries,
-    with_flags,
     writable_folder,
     write_manifest,
+)
+from .train_options import (
+    add_config_options,
+    check_run_options,
+    config_of,
+    resume_folder,
+    resumed_settings,
+    run_settings,
 )
 from .viz import class_images, curriculum_images, plot_curves, save_image_grid
 
 __all__ = ["main", "build_parser"]
-
-_ALIASES = {"inner_steps": "--steps"}
-
-
-def _field_help() -> dict[str, str]:
-    """Each GTNConfig field's help: the first sentence of its entry in the class docstring, and its defaults.
-
-    The defaults are the MNIST table's, then what `--quick` and `--dataset cifar10` (and both) make
-    of them where they differ, so `--help` shows each default once with the value a run will use.
-    """
-    docs, name = {}, None
-    for line in inspect.getdoc(GTNConfig).split("Attributes:")[1].splitlines():
-        if m := re.match(r" {4}(\w+): (.*)", line):
-            name, docs[m.group(1)] = m.group(1), m.group(2)
-        elif name and line.startswith(" " * 8):
-            docs[name] += " " + line.strip()
-    mnist, cifar = MNISTConfig(), CIFARConfig()  # each variant against what it changes
-    tables = {"--quick": (quick(mnist), mnist), "cifar10": (cifar, mnist), "cifar10 --quick": (quick(cifar), cifar)}
-    show = lambda v: " ".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
-    out = {}
-    for f in dataclasses.fields(GTNConfig):
-        where = "; ".join(f"{label}: {show(getattr(cfg, f.name))}" for label, (cfg, base) in tables.items()
-                          if getattr(cfg, f.name) != getattr(base, f.name) and f.name != "dataset")
-        sentence = re.split(r"(?<=[a-z)])\. ", docs.get(f.name, ""))[0].rstrip(".")
-        out[f.name] = f"{sentence} (default {show(f.default)}" + (f"; {where})" if where else ")")
-    return out
-
-
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One option per GTNConfig field (defaults left None so --quick can fill them)."""
-    hints, helps = typing.get_type_hints(GTNConfig), _field_help()
-    for f in dataclasses.fields(GTNConfig):
-        flags = [f"--{f.name.replace('_', '-')}"] + ([_ALIASES[f.name]] if f.name in _ALIASES else [])
-        kind, say = hints[f.name], helps[f.name].replace("%", "%%")
-        if kind is bool:
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=say)
-        elif f.name == "adam_betas":
-            p.add_argument(*flags, dest=f.name, type=float, nargs=2, default=None, help=say,
-                           metavar=("BETA1", "BETA2"))
-        else:
-            typ = {int: int, float: float, str: str}.get(kind, float)
-            p.add_argument(*flags, dest=f.name, type=typ, default=None, help=say)
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block): the message, and where the options are listed."""
@@ -137,78 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--parallel-arms", action=argparse.BooleanOptionalAction, default=None,
                    help="train the GTN and real-data arms side by side, one process each with its share of "
                         "the cores (default: yes on a CPU with at least 2 cores)")
-    _add_config_options(t)
+    add_config_options(t)
     from .rl.cli import add_parser as add_rl_parser  # `gtn-edu rl`: CartPole (needs the rl extra to run)
 
     add_rl_parser(sub)
     return parser
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    """The config fields given on the command line."""
-    out = {f.name: getattr(args, f.name) for f in dataclasses.fields(GTNConfig) if getattr(args, f.name) is not None}
-    if "adam_betas" in out:
-        out["adam_betas"] = tuple(out["adam_betas"])
-    return out
-
-
-def _config(args: argparse.Namespace) -> GTNConfig:
-    """The dataset's paper table, shrunk by --quick, with the options given; or a resumed run's own."""
-    overrides = _overrides(args)
-    if args.resume is not None:
-        return _resumed_config(args, overrides)
-    try:
-        cfg = config_for(overrides.get("dataset", "mnist"))
-        if args.quick:
-            cfg = quick(cfg)
-        return dataclasses.replace(cfg, **overrides)
-    except ValueError as err:  # name the flags, not the config's fields
-        raise ValueError(with_flags(str(err), [f.name for f in dataclasses.fields(GTNConfig)])) from None
-
-
-def _resume_folder(args: argparse.Namespace) -> Path:
-    path = Path(args.resume)
-    return path.parent if path.suffix == ".pt" else path
-
-
-def _resumed_config(args: argparse.Namespace, overrides: dict) -> GTNConfig:
-    """The config in the resumed run's manifest; ValueError if a given option disagrees with it."""
-    saved = read_manifest(_resume_folder(args))["config"]
-    said = differences(saved, overrides)
-    if said:
-        raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "
-                         f"{', '.join(said)}. Leave them out, or start a new run without --resume.")
-    try:
-        return GTNConfig.from_dict(saved)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--resume {args.resume}: the config in {MANIFEST} is not valid ({err}); start a new run") \
-            from None
-
-
-def _run_settings(args: argparse.Namespace, n_arms: int) -> dict:
-    """What else decides a run's numbers besides its config: arms, device, process and thread layout."""
-    parallel = _parallel(args, n_arms)
-    threads = max(1, (os.cpu_count() or 1) // n_arms) if parallel else torch.get_num_threads()
-    return {"arms": ["gtn"] + ([] if args.no_baseline else ["real"]), "device": args.device, "quick": bool(args.quick),
-            "parallel_arms": parallel, "threads": threads}
-
-
-def _resumed_settings(args: argparse.Namespace, manifest: dict, device: str) -> dict:
-    """The manifest's run settings; ValueError naming each flag given with --resume that disagrees."""
-    said = []
-    if args.no_baseline and manifest["arms"] != ["gtn"]:
-        said.append(f"--no-baseline (the run trains the arms {', '.join(manifest['arms'])})")
-    if args.quick and not manifest["quick"]:
-        said.append("--quick (the run was started without it)")
-    if args.parallel_arms is not None and args.parallel_arms != manifest["parallel_arms"]:
-        said.append(f"--{'' if args.parallel_arms else 'no-'}parallel-arms (the run has "
-                    f"parallel_arms={manifest['parallel_arms']})")
-    if device != manifest["device"]:
-        said.append(f"--device {device} (the run's: {manifest['device']})")
-    if said:
-        raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "
-                         f"{', '.join(said)}. Leave them out, or start a new run without --resume.")
-    return {k: manifest[k] for k in ("arms", "device", "quick", "parallel_arms", "threads")}
 
 
 class _StopWhenOrphaned(Callback):
@@ -280,17 +170,10 @@ def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: P
             "meta_loss": [r["meta_loss"] for r in hist], "summary": str(res)}
 
 
-def _parallel(args: argparse.Namespace, n_arms: int) -> bool:
-    """Run the arms side by side? `--parallel-arms`, else yes on a CPU with a core per arm."""
-    if args.parallel_arms is not None:
-        return args.parallel_arms and n_arms > 1
-    return n_arms > 1 and torch.device(args.device).type == "cpu" and (os.cpu_count() or 1) >= n_arms
-
-
 def train(args: argparse.Namespace) -> dict:
     """Run `gtn-edu train`; returns the summary it writes to `out/summary.json`."""
-    _check_run_options(args)
-    manifest = read_manifest(_resume_folder(args)) if args.resume is not None else None
+    check_run_options(args)
+    manifest = read_manifest(resume_folder(args)) if args.resume is not None else None
     if args.device is None:  # the run's own device on a resume, else the best one here
         args.device = manifest["device"] if manifest else ("cuda" if torch.cuda.is_available() else "cpu")
     requested = args.device
@@ -304,32 +187,20 @@ def train(args: argparse.Namespace) -> dict:
             dist.destroy_process_group()
 
 
-def _check_run_options(args: argparse.Namespace) -> None:
-    """The options that are not config fields: ranges, and what goes with --resume."""
-    if args.checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be an integer >= 0, got {args.checkpoint_every}")
-    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit >= 0):
-        raise ValueError(f"--time-limit must be a finite number of seconds >= 0, got {args.time_limit}")
-    if args.resume is not None and args.out is not None and \
-            Path(args.out).resolve() != _resume_folder(args).resolve():
-        raise ValueError(f"--resume {args.resume} continues in its own folder; leave out --out {args.out} (or give "
-                         "the same folder)")
-
-
 def _train(args: argparse.Namespace, manifest: dict | None, requested_device: str) -> dict:
     check_device(args.device)
     main = is_main()
     say = print if main else (lambda *a, **k: None)
-    cfg = _config(args)
+    cfg = config_of(args)
     if manifest is None:
         out = writable_folder(args.out if args.out is not None else "runs/gtn")
         if main:  # rank 0 alone: the others would see the manifest it writes
             refuse_other_run(out, f"gtn-edu train --resume {out}")
-        run = _run_settings(args, 1 if args.no_baseline else 2)
+        run = run_settings(args, 1 if args.no_baseline else 2)
         run["device"] = requested_device
     else:
-        out = writable_folder(_resume_folder(args), "--resume")
-        run = _resumed_settings(args, manifest, requested_device)
+        out = writable_folder(resume_folder(args), "--resume")
+        run = resumed_settings(args, manifest, requested_device)
         for ckpt in sorted(out.glob("*_checkpoint.pt")):
             if ckpt.name.removesuffix("_checkpoint.pt") not in run["arms"]:
                 raise ValueError(f"--resume {out}: {ckpt.name} is not an arm of this run (its arms: "
@@ -354,9 +225,9 @@ def _train(args: argparse.Namespace, manifest: dict | None, requested_device: st
         f"device {args.device}, T={cfg.inner_steps}, batch {cfg.inner_batch}, {cfg.outer_steps} outer steps"
         + (f", {cfg.learners_per_step} learner(s) per step on each of {world} processes" if world > 1 else "")
         + (f", arms in parallel ({len(arms)} processes)" if parallel else "")
-        + (f"; resuming from {_resume_folder(args)}" if args.resume else ""))
+        + (f"; resuming from {resume_folder(args)}" if args.resume else ""))
     summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": run["quick"],
-               "resumed_from": str(_resume_folder(args)) if args.resume else None,
+               "resumed_from": str(resume_folder(args)) if args.resume else None,
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
     if parallel:
         # One process per arm, the cores split between them: on a small CPU two single-thread

@@ -162,7 +162,7 @@ def test_arch_scale_shrinks_widths_with_a_floor_on_the_hidden_layer():
 
 
 def _parse(*argv):
-    from gtn_edu.cli import _config
+    from gtn_edu.train_options import config_of as _config
     return _config(build_parser().parse_args(["train", *argv]))
 
 

@@ -17,7 +17,6 @@ from gtn_edu import ArchSpace, Curriculum, MLPLearner, Teacher, UnrolledSGD
 from gtn_edu.objective import MetaObjective
 
 
-
 @pytest.fixture(autouse=True)
 def _float64():
     """float64 for every tensor these tests make (finite differences need it); restored after each test."""
@@ -155,7 +154,7 @@ def test_arch_space_subclass_parameter_gets_its_meta_gradient():
         teacher, curriculum, _, sgd, x, y = _problem(mode)
         learner = space.build(space.sample_spec(torch.Generator().manual_seed(0)), torch.Generator().manual_seed(0))
 
-        def loss():
+        def loss(learner=learner, sgd=sgd, teacher=teacher, curriculum=curriculum, x=x, y=y):
             start = learner.init_state()
             start = start.with_tensors([t * space.init_scale if t.is_floating_point() else t
                                         for t in start.tensors()])
