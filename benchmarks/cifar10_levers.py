@@ -1,4 +1,4 @@
-"""One arm of a CIFAR-10 quick variant: the probe behind the lever table in DEVELOPMENT.md ("Session 11").
+"""One arm of a CIFAR-10 quick variant: the probe behind the lever table in CHANGELOG.md ("Session 11").
 
     python benchmarks/cifar10_levers.py --arm gtn --set arch=mnist arch_scale=0.25 outer_steps=150
     python benchmarks/cifar10_levers.py --arm real --set arch=mnist arch_scale=0.25 outer_steps=150 bn_stats=synthetic

@@ -23,15 +23,15 @@ parameters' shapes dynamic (`force_parameter_static_shapes=False`), without duck
 inductor's convolution lowering replaced by the plain aten call (the lowering turns the
 weight's sizes into constants), and with the compile caches off. It prints how many
 graphs were compiled after each learner. (It still compiles one graph per conv learner at
-torch 2.14.1: docs/benchmarks.md says where the widths become constants.)
+torch 2.14.1: docs/benchmarks/cost.md says where the widths become constants.)
 
 `--conv unfold` runs the conv learners' convolutions without `aten.convolution`, as im2col:
 `F.unfold` of the input and a matrix product with the weight (`UnfoldConv2d`), checked
 against `F.conv2d` in float64 (outputs and the step's gradients) before anything is timed.
 
-This is a probe. The engine's opt-in compiled step (`UnrolledSGD(compile_step=True)`,
-`gtn_edu/compiled_step.py`) uses the `--dynamic-widths` settings that apply to it (parameter
-shapes dynamic, no duck sizing); docs/benchmarks.md, "torch.compile", has what the probe showed.
+This is a probe. The engine's opt-in compiled step (`gtn_edu.fast.CompiledSGD`,
+`gtn_edu/fast/compiled.py`) uses the `--dynamic-widths` settings that apply to it (parameter
+shapes dynamic, no duck sizing); docs/benchmarks/cost.md, "torch.compile", has what the probe showed.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def dynamic_widths(on: bool):
     import torch._inductor.config as inductor_config
     from torch._inductor.lowering import force_fallback
 
-    from gtn_edu.compiled_step import dynamic_widths as engine_settings
+    from gtn_edu.fast.compiled import dynamic_widths as engine_settings
 
     # The engine's settings (parameter shapes dynamic, no duck sizing), plus the convolution
     # fallback, and the compile caches off: their keys do not see the fallback, so a graph

@@ -14,7 +14,7 @@ For one learner and one teacher (same data, same seeds) and each T in `--steps`:
    medians of `--repeats`, and ratios to plain training paired within each repeat.
 
 Run (full size, CPU; writes docs/figures/metagrad_cost.{json,png,md.txt} and refreshes
-docs/benchmarks.md):
+docs/benchmarks/cost.md):
 
     python benchmarks/metagrad_cost.py
 
@@ -333,7 +333,7 @@ def main(argv=None) -> int:
     text = fragment(result)
     (args.out / f"{stem}.md.txt").write_text(text)
     if is_docs_folder(args.out) and update_docs(stem, text + f"\n![{stem}](figures/{stem}.png)\n"):
-        print("  refreshed docs/benchmarks.md")
+        print("  refreshed docs/benchmarks/cost.md")
     for t in result["targets"]:
         print(f"  target: {t['name']}: {t['verdict']}")
     print(f"wrote {args.out}/{stem}.{{json,png,md.txt}}")

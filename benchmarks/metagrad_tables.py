@@ -91,7 +91,7 @@ def _header(res: dict) -> str:
 
 
 def fragment(res: dict) -> str:
-    """The markdown tables for docs/benchmarks.md."""
+    """The markdown tables for docs/benchmarks/cost.md."""
     vs = [v for v in ORDER if v in res["variants"]]
     steps = res["settings"]["steps"]
     tm, mem = res["timing"], res.get("memory", {})

@@ -11,8 +11,8 @@ $$ \nabla_\phi \, \ell\big(\theta_T(\phi);\, x_\text{real}, y_\text{real}\big), 
 | `plain`          | what a user pays to train one learner: teacher under `no_grad`, module   |
 |                  | forward, `backward`, `torch.optim.SGD` step; no graph across steps       |
 | `gtn_nograd`     | the same training through `UnrolledSGD.unroll(differentiable=False)`     |
-| `gtn_full`       | `UnrolledSGD(mode="full")`: one autograd graph over the T steps          |
-| `gtn_checkpoint` | `UnrolledSGD(mode="checkpoint")`: states stored, steps recomputed        |
+| `gtn_full`       | `FusedSGD(mode="full")`: one autograd graph over the T steps             |
+| `gtn_checkpoint` | `FusedSGD(mode="checkpoint")`: states stored, steps recomputed           |
 | `higher`         | `higher.innerloop_ctx` on the `nn.Module` learner, lr and momentum       |
 |                  | passed as differentiable `override`s                                     |
 | `torchopt`       | `torchopt.sgd` (functional, `inplace=False`) on `Learner.train_loss`,    |
@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from gtn_edu import ArchSpace, ConvLearner, Curriculum, LearnerState, Teacher, UnrolledSGD
+from gtn_edu.fast import FusedSGD
 from gtn_edu.nn import LearnerBatchNorm
 
 __all__ = ["CostProblem", "build_problem", "VARIANTS", "META_VARIANTS", "available", "missing_reason",
@@ -101,7 +102,7 @@ def build_problem(*, teacher_hidden: int = 1024, teacher_channels: int = 128, te
         learner = ConvLearner(image, num_classes, channels, hidden=hidden)
     teacher = Teacher(image, num_classes, latent_dim=latent_dim, hidden=teacher_hidden, channels=teacher_channels,
                       conv_channels=teacher_conv)
-    sgd = UnrolledSGD(0.02, 0.5)  # Table 2's initial values, one shared pair
+    sgd = FusedSGD(0.02, 0.5)  # Table 2's initial values, one shared pair; the update the library's arms run
     g = torch.Generator().manual_seed(seed + 1)
     x_real = torch.randn(real_batch, *image, generator=g)
     y_real = torch.randint(num_classes, (real_batch,), generator=g)

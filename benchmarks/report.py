@@ -3,9 +3,11 @@
 Every script writes three things into its `--out` folder: a JSON of numbers, PNG
 figures, and a markdown fragment (tables with the device and settings beside them),
 named `*.md.txt` so that mkdocs does not take it for a page of its own.
-When the folder is the docs' `docs/figures/`, the fragment is also pasted into
-`docs/benchmarks.md` between the markers `<!-- NAME:begin -->` and `<!-- NAME:end -->`,
-so one command refreshes the page.
+When the folder is the docs' `docs/figures/`, the fragment is also pasted into the
+benchmarks page that holds the markers `<!-- NAME:begin -->` and `<!-- NAME:end -->`
+(one page per experiment under `docs/benchmarks/`), so one command refreshes the page.
+Fragments link figures as `figures/NAME.png`, relative to `docs/`; `update_docs` adjusts
+the links for a page in a subfolder.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["REPO", "DOCS_FIGURES", "DOCS_PAGE", "device_label", "environment", "write_json", "update_docs",
-           "pyplot", "is_docs_folder", "plan_parser"]
+__all__ = ["REPO", "DOCS", "DOCS_FIGURES", "DOCS_BENCHMARKS", "DOCS_PAGE", "device_label", "environment",
+           "write_json", "docs_pages", "update_docs", "pyplot", "is_docs_folder", "plan_parser"]
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS_FIGURES = REPO / "docs" / "figures"
-DOCS_PAGE = REPO / "docs" / "benchmarks.md"
+DOCS = REPO / "docs"
+DOCS_FIGURES = DOCS / "figures"
+DOCS_BENCHMARKS = DOCS / "benchmarks"       # one page per experiment, index.md first
+DOCS_PAGE = DOCS_BENCHMARKS / "index.md"    # the benchmarks' landing page (was docs/benchmarks.md)
+_LEGACY_PAGE = DOCS / "benchmarks.md"       # the single page before the split, if a checkout still has it
 
 
 def device_label(device: str) -> str:
@@ -82,22 +87,45 @@ def write_json(path: Path, data: dict) -> Path:
 
 
 def is_docs_folder(out: Path) -> bool:
-    """Whether `out` is the docs' figures folder (then the docs page is refreshed too)."""
+    """Whether `out` is the docs' figures folder (then the benchmarks pages are refreshed too)."""
     return out.resolve() == DOCS_FIGURES.resolve()
 
 
-def update_docs(name: str, fragment: str, page: Path = DOCS_PAGE) -> bool:
-    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `page`."""
-    if not page.exists():
-        return False
-    text = page.read_text()
+def docs_pages() -> list[Path]:
+    """The pages `update_docs` looks in: `docs/benchmarks/*.md`, and `docs/benchmarks.md` if it exists."""
+    pages = sorted(DOCS_BENCHMARKS.glob("*.md"))
+    return pages + [_LEGACY_PAGE] if _LEGACY_PAGE.exists() else pages
+
+
+def _relink(fragment: str, page: Path) -> str:
+    """Rewrite the fragment's `](figures/` links (relative to `docs/`) for `page`'s folder."""
+    try:
+        depth = len(page.resolve().parent.relative_to(DOCS.resolve()).parts)
+    except ValueError:  # a page outside docs/: links left as they are
+        return fragment
+    return fragment.replace("](figures/", "](" + "../" * depth + "figures/") if depth else fragment
+
+
+def update_docs(name: str, fragment: str, page: Path | None = None) -> bool:
+    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` with `fragment`.
+
+    Without `page`, every page of `docs_pages()` that holds both markers is updated (there
+    should be one). The fragment's figure links `](figures/...)` are relative to `docs/`; in
+    a page one folder deeper they become `](../figures/...)`. Returns whether a page changed.
+    """
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    page.write_text(f"{head}{begin}\n{fragment.strip()}\n{end}{tail}")
-    return True
+    done = False
+    for path in docs_pages() if page is None else [Path(page)]:
+        if not path.exists():
+            continue
+        text = path.read_text()
+        if begin not in text or end not in text:
+            continue
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        path.write_text(f"{head}{begin}\n{_relink(fragment, path).strip()}\n{end}{tail}")
+        done = True
+    return done
 
 
 def pyplot():

@@ -14,7 +14,7 @@ reached the target return (190 of 200 by default). Runs are kept (resumable) in
 `runs/repro_cartpole_<plan>/seed<k>/`; `--replot` redraws the figures and the markdown
 from the stored JSON and those folders without running anything. Outputs in `--out`: `repro_cartpole_<plan>.json`,
 the figures `_fig8.png` and `_pairs.png`, and a markdown fragment pasted into
-docs/benchmarks.md when `--out` is docs/figures.
+docs/benchmarks/cartpole.md when `--out` is docs/figures.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Two stages:
 
 Writes `repro_cifar10_<plan>.json`, `*_fig3a.png`, `*_fig3b.png`, `*_metaloss.png` and
 `*.md.txt` into `--out`; with `--out docs/figures` (the default) the fragment goes into
-docs/benchmarks.md.
+docs/benchmarks/cifar10.md.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ BatchNorm setting (`paired_bootstrap`: the same resampled architectures for both
 random searches simulated from the table (`simulate_searches`: each search draws
 `--search-n` of the table's architectures, every evaluation picks its best, and the pick's
 ground truth is what counts). Outputs in `--out`: `repro_nas_<plan>.json`, the figures
-`_fig3c.png` and `_search.png`, and a markdown fragment pasted into docs/benchmarks.md when
+`_fig3c.png` and `_search.png`, and a markdown fragment pasted into docs/benchmarks/nas.md when
 `--out` is docs/figures.
 
 Seeds. Every evaluation scores each cell once per `--proxy-seeds` seed (default: `PROXY_SEEDS`

@@ -14,7 +14,7 @@ quick-size generator (`--quick`'s teacher, T and batch):
 * one at a time: the default; when every learner trains on the same batches (the `full`
   curriculum, the paper's: fixed codes in a fixed order), each batch is generated once;
 * stacked: `stack_learners=True`, the k states stacked and each inner step vmapped
-  (`gtn_edu/stacked.py`).
+  (`gtn_edu/fast/stacked.py`).
 
 and two curricula: `full` and `shuffled_batch` (each learner its own batch order, so k
 teacher batches a step whichever way; the first way is then the second and is not run).
@@ -23,7 +23,7 @@ The warm-up iteration also reports how far the meta-gradients lie apart (float32
 the largest difference over the norm of the whole meta-gradient).
 Real data are random tensors of MNIST's shape: the cost does not depend on their values.
 Outputs in `--out`: `stack_cost[_cuda].json` and a markdown fragment, pasted into
-docs/benchmarks.md when `--out` is docs/figures.
+docs/benchmarks/cost.md when `--out` is docs/figures.
 """
 
 from __future__ import annotations

@@ -19,12 +19,12 @@ Each is counted three ways: every aten operator call (`aten ops`), the calls tha
 other aten operator (`leaf ops`), and the leaf calls that compute something (`compute ops`:
 leaves other than views, reshapes, allocations, detach and dtype no-ops; on CUDA these
 are the kernel launches). With `--compile-step` the learner's half of each step runs
-through `torch.compile` (`UnrolledSGD(compile_step=True)`), and so does the teacher's batch
-(`Teacher.compile_forward`); the kernels inductor generates
+through `torch.compile` (`gtn_edu.fast.compile_steps`, as in `CompiledSGD`), and so does the
+teacher's batch (`gtn_edu.fast.compile_teacher`); the kernels inductor generates
 are counted as compute ops too (`cpp_fused_*` on CPU, made visible to the profiler with
 `torch._inductor.config.cpp.enable_kernel_profile`). The script also times whole outer iterations (unroll, meta-loss,
 backward) in both modes on `--device`, as the median of `--repeats`. Outputs in `--out`:
-`step_cost[_cuda].json` and a markdown fragment, pasted into docs/benchmarks.md when
+`step_cost[_cuda].json` and a markdown fragment, pasted into docs/benchmarks/cost.md when
 `--out` is docs/figures.
 """
 
@@ -42,6 +42,8 @@ import torch
 from metagrad_variants import build_problem, learner_summary
 from report import DOCS_FIGURES, environment, is_docs_folder, update_docs, write_json
 from torch.profiler import ProfilerActivity, profile
+
+from gtn_edu.fast import compile_steps, compile_teacher
 
 NOT_COMPUTE = {"aten::view", "aten::as_strided", "aten::_reshape_alias", "aten::reshape", "aten::flatten",
                "aten::detach", "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resize_",
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed outer iterations per mode (0: count only)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny networks, T=2")
-    ap.add_argument("--compile-step", action="store_true", help="UnrolledSGD(compile_step=True)")
+    ap.add_argument("--compile-step", action="store_true",
+                    help="the learner step and the teacher's batch compiled (gtn_edu.fast)")
     ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
     args = ap.parse_args(argv)
     if args.threads:
@@ -158,8 +161,8 @@ def main(argv=None) -> int:
         import torch._inductor.config as inductor_config
 
         inductor_config.cpp.enable_kernel_profile = True  # generated kernels show in the profiler
-        p.sgd.compile_step = True
-        p.teacher.compile_forward = True
+        compile_steps(p.sgd)
+        compile_teacher(p.teacher)
     res = {"env": environment(args.device), "T": T, "batch": problem["batch"], "repeats": args.repeats,
            "cuda": args.device.startswith("cuda"), "smoke": args.smoke, "learner": learner_summary(p),
            "compile_step": args.compile_step,

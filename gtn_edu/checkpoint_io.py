@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .distributed import all_gather_objects
+from .fast.distributed import all_gather_objects
 
 __all__ = ["TrainerCheckpoints", "CHECKPOINT_VERSION", "CheckpointError", "read_checkpoint", "atomic_save"]
 

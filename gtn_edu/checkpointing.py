@@ -64,12 +64,16 @@ class CheckpointedUnroll(torch.autograd.Function):
         inputs, stored = saved[:n_in], saved[n_in:]
         n_state = len(template.tensors())
         per_keep = {k: grad_outputs[i * n_state:(i + 1) * n_state] for i, k in enumerate(keep)}
-        adj = [torch.zeros_like(x) for x in per_keep[keep[-1]]]  # d loss / d state_{t+1}
-        adj_inputs = [None] * len(inputs)
+        # Step t maps s_{t+1} = f_t(s_t; h, phi) (h: the optimiser's tensors, phi: the batch tensors).
+        # The adjoints run backwards: bar_s_T = dL/ds_T, and for t = T-1, ..., 0
+        #   bar_h   += (df_t/dh)^T   bar_s_{t+1}        bar_phi += (df_t/dphi)^T bar_s_{t+1}
+        #   bar_s_t  = (df_t/ds_t)^T bar_s_{t+1}  (+ dL/ds_t when state t is also an output)
+        adj = [torch.zeros_like(x) for x in per_keep[keep[-1]]]  # bar_s_{t+1}
+        adj_inputs = [None] * len(inputs)  # bar_h, bar_phi
         for t in reversed(range(ctx.batches.steps)):
-            if t + 1 in per_keep:
+            if t + 1 in per_keep:  # the meta-loss reads s_{t+1} directly too: + dL/ds_{t+1}
                 adj = [a + g for a, g in zip(adj, per_keep[t + 1])]
-            with torch.enable_grad():
+            with torch.enable_grad():  # recompute f_t from the stored s_t, with a graph this time
                 leaf_in = [x.detach().requires_grad_(x.requires_grad) for x in inputs]
                 leaf_state = [s.detach().requires_grad_(s.is_floating_point())
                               for s in stored[t * n_state:(t + 1) * n_state]]
@@ -82,14 +86,16 @@ class CheckpointedUnroll(torch.autograd.Function):
                 if t == ctx.batches.steps - 1:  # once per unroll: every step reads the same tensors
                     _refuse_captured(outs, wrt)
                 pairs = [(o, a) for o, a in zip(outs, adj) if o.requires_grad]
+                # one vector-Jacobian product: (df_t/d(h, phi, s_t))^T bar_s_{t+1}
                 grads = torch.autograd.grad([o for o, _ in pairs], wrt, [a for _, a in pairs],
                                             allow_unused=True)
             it = iter(grads)
             g_in = [next(it) if x.requires_grad else None for x in leaf_in]
             g_state = [next(it) if s.requires_grad else None for s in leaf_state]
-            adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]
-            adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]
-        return (None,) * 7 + tuple(adj_inputs) + tuple(adj)
+            adj_inputs = [_add(a, g) for a, g in zip(adj_inputs, g_in)]  # bar_h, bar_phi += ...
+            adj = [g if g is not None else torch.zeros_like(s) for g, s in zip(g_state, leaf_state)]  # bar_s_t
+        no_grad = (None,) * 7  # sgd, learner, batches, state0, keep, callback, hyper_names: not tensors
+        return no_grad + tuple(adj_inputs) + tuple(adj)  # bar_h, bar_phi, bar_s_0
 
 
 def _refuse_captured(outputs, wrt) -> None:

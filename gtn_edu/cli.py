@@ -23,22 +23,19 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from . import __version__
-from .config import GTNConfig
 from .data import DataNotFoundError, load_dataset
-from .distributed import init_process_group, is_main, rank_and_world
-from .evaluate import bn_images_for, few_step_accuracy
-from .experiment import build_arm
-from .meta import Callback, MetaLossDivergedError
+from .experiment import run_arm
+from .export import export_run
+from .fast.distributed import init_process_group, is_main, rank_and_world
+from .meta import MetaLossDivergedError
 from .runs import (
     OneDefaultHelp,
     RunKilled,
-    StopOnSignal,
     check_device,
     read_manifest,
     refuse_other_run,
@@ -54,7 +51,7 @@ from .train_options import (
     resumed_settings,
     run_settings,
 )
-from .viz import class_images, curriculum_images, plot_curves, save_image_grid
+from .viz import plot_curves
 
 __all__ = ["main", "build_parser"]
 
@@ -95,79 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the GTN and real-data arms side by side, one process each with its share of "
                         "the cores (default: yes on a CPU with at least 2 cores)")
     add_config_options(t)
+    e = sub.add_parser("export", help="write a trained run's GTN data as a plain .npz file (and a PNG grid)")
+    e.add_argument("run", metavar="RUN_DIR", help="the --out folder of a `gtn-edu train` run")
+    e.add_argument("--out", default=None, help="the .npz file to write (default RUN_DIR/gtn_data.npz)")
+    e.add_argument("--float16", action="store_true", help="store the images in float16 (about half the size)")
+    e.add_argument("--data-root", default=None, help="dataset folder, to measure what the data teaches "
+                                                        "(else $GTN_EDU_DATA)")
     from .rl.cli import add_parser as add_rl_parser  # `gtn-edu rl`: CartPole (needs the rl extra to run)
 
     add_rl_parser(sub)
     return parser
-
-
-class _StopWhenOrphaned(Callback):
-    """In an arm's worker process: stop the run once the CLI process `parent` is gone.
-
-    A terminal's Ctrl-C reaches every process of the group, but `kill PID` of the CLI reaches
-    only the CLI: its workers would train on, unseen. After each outer iteration this
-    callback checks the worker's parent; when the CLI is gone it raises KeyboardInterrupt,
-    so the trainer saves its checkpoint (as on Ctrl-C) and `_train_arm` exits the worker.
-    A callback, not a signal: a worker started from a background job ignores SIGINT.
-    """
-
-    def __init__(self, parent: int) -> None:
-        self.parent = parent
-
-    def on_outer_step(self, trainer, record: dict) -> None:
-        if os.getppid() != self.parent:
-            raise KeyboardInterrupt
-
-
-def _train_arm(kind: str, cfg: GTNConfig, data, args: argparse.Namespace, out: Path, data_key: str,
-               threads: int | None = None, position: int | None = None, parent: int | None = None) -> dict:
-    """Meta-train one arm, save its checkpoint (and the GTN's curriculum grid), score it on TEST.
-
-    Runs in the CLI's process, or in a worker process of its own when arms run in parallel
-    (then `data` is None and the worker loads the dataset itself, and `parent`, the CLI's
-    process id, is watched: see `_StopWhenOrphaned`). `data_key` is the dataset's
-    fingerprint, kept in the checkpoint so a resume on other data is refused.
-    """
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if data is None:
-        data = load_dataset(cfg.dataset, args.data_root, download=False, device=args.device)
-    log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
-    stop = StopOnSignal()
-    watch = [_StopWhenOrphaned(parent)] if parent is not None else []
-    arm = build_arm(kind, cfg, data, device=args.device, log_path=log, callbacks=[*watch, stop])
-    arm.trainer.run_info = {"arm": kind, "data": data_key}
-    if args.resume is not None and ckpt.exists():
-        arm.trainer.load(ckpt)  # refuses another run's checkpoint (config, arm, data), naming the fields
-        # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
-        if is_main():
-            log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
-    elif is_main():  # a new run, or an arm the interrupted run had not started
-        log.unlink(missing_ok=True)
-    remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
-    try:
-        with stop:  # Ctrl-C or kill: stop after the outer iteration in flight, with its checkpoint
-            arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=args.time_limit, position=position,
-                            checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
-    except KeyboardInterrupt:
-        if parent is not None and os.getppid() != parent:  # orphaned: the checkpoint is saved, nobody
-            os._exit(130)                                   # waits for a result (the pool would block)
-        raise
-    if not is_main():  # under torchrun: rank 0 scores, draws and reports
-        return {}
-    hist = arm.trainer.history
-    res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
-                            n_learners=cfg.eval_learners, seed=cfg.seed,  # its own streams ("eval/...")
-                            bn_images=bn_images_for(cfg.bn_stats, data.train))
-    if kind == "gtn":
-        save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
-        per_class = min(10, cfg.inner_steps * cfg.inner_batch // cfg.num_classes)
-        save_image_grid(class_images(arm.teacher, arm.curriculum, per_class), out / "samples.png", nrow=per_class)
-    return {"test_accuracy_mean": res.mean, "test_accuracy_std": res.std, "test_accuracies": res.accuracies,
-            "outer_iterations": arm.trainer.iteration, "meta_train_seconds": sum(r["seconds"] for r in hist),
-            "torch_threads": torch.get_num_threads(),
-            "lr": arm.sgd.lr.detach().cpu().tolist(), "momentum": arm.sgd.momentum.detach().cpu().tolist(),
-            "meta_loss": [r["meta_loss"] for r in hist], "summary": str(res)}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -229,6 +163,8 @@ def _train(args: argparse.Namespace, manifest: dict | None, requested_device: st
     summary = {"config": cfg.to_dict(), "device": str(args.device), "quick": run["quick"],
                "resumed_from": str(resume_folder(args)) if args.resume else None,
                "torch_threads": torch.get_num_threads(), "parallel_arms": parallel, "arms": {}}
+    arm_options = dict(device=args.device, data_root=args.data_root, resume=args.resume is not None,
+                       time_limit=args.time_limit, checkpoint_every=args.checkpoint_every)
     if parallel:
         # One process per arm, the cores split between them: on a small CPU two single-thread
         # processes get more done than one two-thread process (the learners' tensors are too
@@ -238,11 +174,13 @@ def _train(args: argparse.Namespace, manifest: dict | None, requested_device: st
         del data
         ctx = multiprocessing.get_context("spawn")  # not fork: OpenMP thread pools do not survive it
         with ProcessPoolExecutor(len(arms), mp_context=ctx) as pool:
-            futures = {kind: pool.submit(_train_arm, kind, cfg, None, args, out, data_key, threads, i, os.getpid())
+            futures = {kind: pool.submit(run_arm, kind, cfg, None, out, data_key=data_key, threads=threads,
+                                         position=i, parent=os.getpid(), **arm_options)
                        for i, kind in enumerate(arms)}
             results = {kind: f.result() for kind, f in futures.items()}
     else:  # the thread count the run started with (a change alters float rounding)
-        results = {kind: _train_arm(kind, cfg, data, args, out, data_key, threads) for kind in arms}
+        results = {kind: run_arm(kind, cfg, data, out, data_key=data_key, threads=threads, **arm_options)
+                   for kind in arms}
     if not main:
         return {}
     summary["world_size"] = world
@@ -269,16 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "export":
+            path, meta = export_run(args.run, args.out, data_root=args.data_root, float16=args.float16)
+            acc = meta["few_step_accuracy"]
+            print(f"wrote {path} and {path.with_suffix('.png')}: T={meta['steps']} batches of {meta['batch_size']}; "
+                  f"fresh learners reach {100 * acc['mean']:.2f}% +- {100 * acc['std']:.2f} on the test split")
         elif args.command == "rl":
             from .rl.cli import run as run_rl
 
             run_rl(args)
-    except (DataNotFoundError, MetaLossDivergedError, ValueError, ImportError) as err:
+    except (DataNotFoundError, MetaLossDivergedError, ValueError, ImportError, FileNotFoundError) as err:
         print(f"gtn-edu: error: {err}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, RunKilled) as err:
+        if args.command == "export":  # nothing half-written: the file is saved last, in one call
+            print("\ngtn-edu: export interrupted; nothing was written", file=sys.stderr)
+            return 130
         out = args.out or (args.resume or "runs/gtn")
-        again = f"gtn-edu rl --resume --out {out}" if args.command == "rl" else f"gtn-edu train --resume {out}"
+        again = f"gtn-edu {args.command} --resume {out}"
         held = "the last saved iteration" if isinstance(err, RunKilled) else "the last finished iteration"
         print(f"\ngtn-edu: interrupted; the checkpoints in {out}/ hold {held}. Continue with: {again}",
               file=sys.stderr)

@@ -1,85 +1,10 @@
-r"""The learner's half of an inner step through `torch.compile` (opt-in: `UnrolledSGD(compile_step=True)`).
+"""Deprecated home of `gtn_edu.fast.compiled` (moved there in 0.2): importing it warns and gives that module."""
 
-An eager inner step launches hundreds of small operations: the learner's forward pass,
-its gradient with a graph, eq. (1)'s update, and in the reverse sweep the double backward
-of all of it. Compiled, the same computation is a few fused kernels: 6.4x fewer operations
-for a paper-size checkpointed step with the teacher's batch compiled too
-(`benchmarks/step_cost.py --compile-step`; `benchmarks/compile_probe.py` for the learner alone).
+import sys
+import warnings
 
-What is compiled is one function of tensors,
+from .fast import compiled as _moved
 
-$$ (\theta_t, m_t, \text{stats}, x_t, y_t, \alpha, \beta) \mapsto
-   (\theta_{t+1}, m_{t+1}, \text{stats}_{t+1}, \ell_t), $$
-
-with the gradient written with `torch.func.grad` (dynamo cannot trace
-`torch.autograd.grad(create_graph=True)`). The teacher's batch is compiled separately when
-`Teacher.compile_forward` is set (`compiled_functional_call`, static shapes). The step compiles with
-dynamic shapes, parameter shapes included and without duck sizing, so one compilation serves
-learners of one family whatever their widths: measured for MLP learners. A conv learner's
-channel counts become constants while torch traces the double backward (torch 2.14.1; see
-docs/benchmarks.md), so every new conv architecture compiles again (minutes on a CPU) and,
-after `torch._dynamo.config.recompile_limit` of them, torch runs the step eagerly.
-Use it where architectures repeat or are MLPs, and on GPUs where launches dominate.
-"""
-
-from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
-
-import torch
-from torch import Tensor
-from torch.func import functional_call, grad
-
-__all__ = ["learner_step", "compiled_learner_step", "compiled_functional_call", "dynamic_widths"]
-
-_COMPILED = None
-_COMPILED_CALL = None
-
-
-def learner_step(sgd, learner, params: dict[str, Tensor], momentum: dict[str, Tensor], buffers: dict[str, Tensor],
-                 x: Tensor, y: Tensor, lr: Tensor, beta: Tensor
-                 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], Tensor]:
-    r"""One step of eq. (1) on batch (x, y): $g = \nabla_\theta \ell$, then `sgd.update`.
-
-    Returns the new weights, momentum buffers, BatchNorm statistics and the inner loss.
-    Differentiable in every input tensor (the gradient is taken with `torch.func.grad`).
-    """
-    def inner(p: dict[str, Tensor]):
-        loss, stats = learner.train_loss(p, buffers, x, y)
-        return loss, (loss, stats)
-
-    grads, (loss, stats) = grad(inner, has_aux=True)(params)
-    new_p, new_m = sgd.update(params, grads, momentum, lr, beta)
-    return new_p, new_m, stats, loss
-
-
-@contextlib.contextmanager
-def dynamic_widths() -> Iterator[None]:
-    """Settings under which widths stay symbolic: parameter shapes dynamic, no duck sizing."""
-    import torch._dynamo.config as dynamo_config
-    import torch.fx.experimental._config as fx_config
-
-    with dynamo_config.patch(force_parameter_static_shapes=False), fx_config.patch(use_duck_shape=False):
-        yield
-
-
-def compiled_learner_step(*args):
-    """`learner_step(*args)` through `torch.compile(dynamic=True)`; compiled on first use."""
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = torch.compile(learner_step, dynamic=True)
-    with dynamic_widths():
-        return _COMPILED(*args)
-
-
-def compiled_functional_call(module, params: dict[str, Tensor], args: tuple):
-    """`torch.func.functional_call(module, params, args)` through `torch.compile` with static shapes.
-
-    For the teacher (`Teacher.compile_forward`): its shapes never change, so it compiles once
-    per gradient mode and its kernels are specialised to its sizes.
-    """
-    global _COMPILED_CALL
-    if _COMPILED_CALL is None:
-        _COMPILED_CALL = torch.compile(functional_call, dynamic=False)
-    return _COMPILED_CALL(module, params, args)
+warnings.warn("gtn_edu.compiled_step moved to gtn_edu.fast.compiled; import it from there", DeprecationWarning,
+              stacklevel=2)
+sys.modules[__name__] = _moved

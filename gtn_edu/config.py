@@ -44,9 +44,9 @@ class GTNConfig:
         curriculum: "full", "shuffled_batch", "all_shuffled" or "none".
         mode: "checkpoint" or "full" unrolling.
         compile_step: run each inner step through torch.compile, the learner's half
-            (`UnrolledSGD(compile_step=True)`) and the teacher's batch (`Teacher.compile_forward`):
+            (`gtn_edu.fast.CompiledSGD`) and the teacher's batch (`gtn_edu.fast.compile_teacher`):
             fewer, fused kernels, but every new conv architecture compiles again (see
-            docs/benchmarks.md); MLP learners compile once.
+            docs/benchmarks/cost.md); MLP learners compile once.
         meta_loss_every: also score the learner on real data every this many inner steps
             (0: only after the last step). The meta-loss is the mean over scored steps.
         arch: learner space, "mnist", "cifar" or "mlp".
@@ -65,7 +65,7 @@ class GTNConfig:
         learners_per_step: fresh learners per outer iteration, per process under torchrun
             (the meta-gradient is their mean; the paper: 1).
         stack_learners: train a step's learners as one when they share an architecture
-            (`gtn_edu.stacked`: states stacked, each inner step vmapped; the same meta-gradient).
+            (`gtn_edu.fast.stacked`: states stacked, each inner step vmapped; the same meta-gradient).
             Meant for GPUs; on a CPU it paid only for small learners in checkpoint mode.
         seed: seed for everything random.
     """
@@ -189,7 +189,7 @@ QUICK_CHANGES = dict(
 T=4 steps of batch 70 (Table 2: 32 of 128), a generator with a 256-unit FC layer and
 32-channel maps, learners with a quarter of appendix A.1's conv widths, per-step lr and
 momentum, 400 outer iterations with Adam's learning rate 0.03 (Table 2: 0.01) annealed
-along a cosine. Why (2 cores, test accuracy of 10 fresh learners, DEVELOPMENT.md, session 8):
+along a cosine. Why (2 cores, test accuracy of 10 fresh learners, CHANGELOG.md, session 8):
 at T=16 an outer iteration cost 3.2 s, 200 of them took 11 minutes and left the GTN level
 with tuned real data (mean of 3 seeds: 93.06% against 93.07%); T=8 (2 s an iteration, 200
 iterations) won on one seed of three and lost on two. With 4 steps an iteration costs
@@ -207,7 +207,7 @@ CIFAR_QUICK_CHANGES = dict(
 
 T=8 steps of batch 50 (Table 3: 128 of 128) with the MNIST quick generator, 400 outer
 iterations. Three changes made the GTN beat tuned real data at this size (measured on the
-validation split, DEVELOPMENT.md "Session 11"; both arms get each of them):
+validation split, CHANGELOG.md "Session 11"; both arms get each of them):
 
 * learners: appendix A.1's conv-pool family (two convs, each max-pooled, a hidden FC
   layer) at a quarter of its widths, on 32x32x3 images. Appendix A.2's learners (five

@@ -1,9 +1,11 @@
-"""Build the pieces of a GTN run from a `GTNConfig`: the glue the CLI and tutorials share."""
+"""Build the pieces of a GTN run from a `GTNConfig`, and run one arm: the glue the CLI and tutorials share."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -12,14 +14,19 @@ from .augment import RandomCropFlip
 from .checkpoint_io import read_checkpoint
 from .config import GTNConfig
 from .curriculum import Curriculum
-from .data import Dataset
+from .data import Dataset, load_dataset
+from .evaluate import bn_images_for, few_step_accuracy
+from .fast import CompiledSGD, FusedSGD, compile_teacher
+from .fast.distributed import is_main
 from .meta import Callback, MetaTrainer
 from .objective import RealBatchLoss
+from .runs import StopOnSignal
 from .seeding import derive_seed
 from .teacher import DistilledData, RealData, Teacher
 from .unrolled import UnrolledSGD
+from .viz import class_images, curriculum_images, save_image_grid
 
-__all__ = ["Arm", "build_arch_space", "build_arm", "load_arm"]
+__all__ = ["Arm", "build_arch_space", "build_arm", "load_arm", "run_arm", "StopWhenOrphaned"]
 
 
 @dataclass
@@ -61,36 +68,38 @@ def build_arch_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_clas
 
 
 def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device | str = "cpu",
-              log_path=None, callbacks: list[Callback] | tuple = (), progress: bool = True) -> Arm:
+              log_path=None, callbacks: list[Callback] | tuple = (), progress: bool = True,
+              generator: type[Teacher] = Teacher, **generator_kwargs) -> Arm:
     """A ready-to-train arm: "gtn" (the generator), "real" (tuned real data) or "distilled".
 
     Every arm meta-learns the inner lr and momentum, so all are tuned the same way. The
     teacher's and codes' initialisation comes from the stream (cfg.seed, "init/teacher");
-    torch's global random state is left as it was.
+    torch's global random state is left as it was. `generator` (with `generator_kwargs`)
+    is the GTN arm's teacher class, e.g. `XYTeacher` with `conditional=False`.
     """
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(derive_seed(cfg.seed, "init/teacher"))
-        return _build_arm(kind, cfg, data, device, log_path, callbacks, progress)
+        return _build_arm(kind, cfg, data, device, log_path, callbacks, progress, generator, generator_kwargs)
 
 
-def _build_arm(kind, cfg, data, device, log_path, callbacks, progress) -> Arm:
+def _build_arm(kind, cfg, data, device, log_path, callbacks, progress, generator, generator_kwargs) -> Arm:
     shape, k = data.image_shape, data.num_classes
     curriculum = Curriculum(cfg.inner_steps, cfg.inner_batch, k, cfg.latent_dim,
                             variant=cfg.curriculum if kind == "gtn" else "none")
     if kind == "gtn":
-        teacher = Teacher(shape, k, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
-                          channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
-                          weight_norm=cfg.weight_norm,
-                          output_range=(data.train.x.min().item(), data.train.x.max().item()))
-        teacher.compile_forward = cfg.compile_step
+        teacher = generator(shape, k, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
+                            channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
+                            weight_norm=cfg.weight_norm,
+                            output_range=(data.train.x.min().item(), data.train.x.max().item()), **generator_kwargs)
+        compile_teacher(teacher, cfg.compile_step)
     elif kind == "real":
         teacher = RealData(data.train.x, data.train.y)
     elif kind == "distilled":
         teacher = DistilledData(shape, cfg.inner_steps, cfg.inner_batch, k)
     else:
         raise ValueError(f"unknown arm {kind!r}; choose gtn, real or distilled")
-    sgd = UnrolledSGD(cfg.init_lr, cfg.init_momentum, steps=cfg.inner_steps if cfg.per_step_hyper else None,
-                      mode=cfg.mode, compile_step=cfg.compile_step)
+    rule = CompiledSGD if cfg.compile_step else FusedSGD  # eq. (1), compiled or on concatenated vectors
+    sgd = rule(cfg.init_lr, cfg.init_momentum, steps=cfg.inner_steps if cfg.per_step_hyper else None, mode=cfg.mode)
     teacher, curriculum, sgd = teacher.to(device), curriculum.to(device), sgd.to(device)
     arch = build_arch_space(cfg, shape, k)
     # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.
@@ -113,3 +122,77 @@ def load_arm(kind: str, path: str | os.PathLike, data: Dataset, cfg: GTNConfig |
     arm = build_arm(kind, cfg, data, device=device, progress=False)
     arm.trainer.load(path)
     return arm
+
+
+class StopWhenOrphaned(Callback):
+    """In an arm's worker process: stop the run once the CLI process `parent` is gone.
+
+    A terminal's Ctrl-C reaches every process of the group, but `kill PID` of the CLI reaches
+    only the CLI: its workers would train on, unseen. After each outer iteration this
+    callback checks the worker's parent; when the CLI is gone it raises KeyboardInterrupt,
+    so the trainer saves its checkpoint (as on Ctrl-C) and `run_arm` exits the worker.
+    A callback, not a signal: a worker started from a background job ignores SIGINT.
+    """
+
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+
+    def on_outer_step(self, trainer, record: dict) -> None:
+        if os.getppid() != self.parent:
+            raise KeyboardInterrupt
+
+
+def run_arm(kind: str, cfg: GTNConfig, data: Dataset | None, out: str | os.PathLike, *, data_key: str,
+            device: str = "cpu", data_root: str | None = None, resume: bool = False, time_limit: float | None = None,
+            checkpoint_every: int = 50, threads: int | None = None, position: int | None = None,
+            parent: int | None = None) -> dict:
+    """Meta-train one arm in `out`, keep its checkpoint (and the GTN's image grids), score it on TEST.
+
+    What `gtn-edu train` runs for each arm, in its own process or in a worker process per arm
+    (then `data` is None and the worker loads the dataset from `data_root` itself, and
+    `parent`, the CLI's process id, is watched: see `StopWhenOrphaned`). `data_key` is the
+    dataset's fingerprint, kept in the checkpoint so a resume on other data is refused;
+    `resume` continues from the arm's checkpoint in `out` when there is one. Returns the
+    arm's part of `summary.json`.
+    """
+    out = Path(out)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if data is None:
+        data = load_dataset(cfg.dataset, data_root, download=False, device=device)
+    log, ckpt = out / f"{kind}_log.jsonl", out / f"{kind}_checkpoint.pt"
+    stop = StopOnSignal()
+    watch = [StopWhenOrphaned(parent)] if parent is not None else []
+    arm = build_arm(kind, cfg, data, device=device, log_path=log, callbacks=[*watch, stop])
+    arm.trainer.run_info = {"arm": kind, "data": data_key}
+    if resume and ckpt.exists():
+        arm.trainer.load(ckpt)  # refuses another run's checkpoint (config, arm, data), naming the fields
+        # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
+        if is_main():
+            log.write_text("".join(json.dumps(r) + "\n" for r in arm.trainer.history))
+    elif is_main():  # a new run, or an arm the interrupted run had not started
+        log.unlink(missing_ok=True)
+    remaining = max(0, cfg.outer_steps - arm.trainer.iteration)
+    try:
+        with stop:  # Ctrl-C or kill: stop after the outer iteration in flight, with its checkpoint
+            arm.trainer.fit(remaining, desc=f"{kind} arm", time_limit=time_limit, position=position,
+                            checkpoint=ckpt, checkpoint_every=checkpoint_every)
+    except KeyboardInterrupt:
+        if parent is not None and os.getppid() != parent:  # orphaned: the checkpoint is saved, nobody
+            os._exit(130)                                   # waits for a result (the pool would block)
+        raise
+    if not is_main():  # under torchrun: rank 0 scores, draws and reports
+        return {}
+    hist = arm.trainer.history
+    res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
+                            n_learners=cfg.eval_learners, seed=cfg.seed,  # its own streams ("eval/...")
+                            bn_images=bn_images_for(cfg.bn_stats, data.train))
+    if kind == "gtn":
+        save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
+        per_class = min(10, cfg.inner_steps * cfg.inner_batch // cfg.num_classes)
+        save_image_grid(class_images(arm.teacher, arm.curriculum, per_class), out / "samples.png", nrow=per_class)
+    return {"test_accuracy_mean": res.mean, "test_accuracy_std": res.std, "test_accuracies": res.accuracies,
+            "outer_iterations": arm.trainer.iteration, "meta_train_seconds": sum(r["seconds"] for r in hist),
+            "torch_threads": torch.get_num_threads(),
+            "lr": arm.sgd.lr.detach().cpu().tolist(), "momentum": arm.sgd.momentum.detach().cpu().tolist(),
+            "meta_loss": [r["meta_loss"] for r in hist], "summary": str(res)}

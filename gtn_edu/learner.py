@@ -7,7 +7,8 @@ and BatchNorm statistics held in a `LearnerState`. The same class trains the ord
 way too (call it like any module).
 
 A subclass defines its layers and `forward`; everything else (state, losses,
-statistics) comes from the base class.
+statistics) comes from the base class. `learners.py` has the paper's two families,
+`ConvLearner` and `MLPLearner`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .nn import LEAKY_SLOPE, LearnerBatchNorm, WNConv2d, WNLinear
+from .nn import LearnerBatchNorm
 
 __all__ = ["LearnerState", "Learner", "ConvLearner", "MLPLearner"]
 
@@ -34,33 +34,41 @@ class LearnerState:
 
     Attributes:
         params: weights $\theta_t$ by parameter name (what SGD updates).
-        momentum_buffer: SGD's momentum buffer $m_t$, one tensor per parameter (not to be
-            confused with the momentum *coefficient* $\beta$, `UnrolledSGD.momentum`).
+        opt_state: the inner optimiser's state by name (`UnrolledSGD.init_opt_state`):
+            for SGD the momentum buffer $m_t$, one tensor per parameter (not to be confused
+            with the momentum *coefficient* $\beta$, `UnrolledSGD.momentum`); for Adam its
+            two moments and step count (`gtn_edu.rules.InnerAdam`). `momentum_buffer` is
+            the same dict under its earlier name.
         buffers: BatchNorm statistics by buffer name (the last batch's, after training).
     """
 
     params: dict[str, Tensor]
-    momentum_buffer: dict[str, Tensor]
+    opt_state: dict[str, Tensor]
     buffers: dict[str, Tensor] = field(default_factory=dict)
 
     @property
+    def momentum_buffer(self) -> dict[str, Tensor]:
+        """`opt_state` under its name before inner rules could keep other state (SGD's momentum buffers)."""
+        return self.opt_state
+
+    @property
     def momentum(self) -> dict[str, Tensor]:
-        """Old name of `momentum_buffer` (kept so code written for gtn_edu 0.1 runs)."""
-        return self.momentum_buffer
+        """Old name of `opt_state` (kept so code written for gtn_edu 0.1 runs)."""
+        return self.opt_state
 
     def tensors(self) -> list[Tensor]:
         """All tensors in a fixed order: params, momentum buffer, BN buffers."""
-        return [*self.params.values(), *self.momentum_buffer.values(), *self.buffers.values()]
+        return [*self.params.values(), *self.opt_state.values(), *self.buffers.values()]
 
     def with_tensors(self, tensors: list[Tensor] | tuple[Tensor, ...]) -> LearnerState:
         """A state of the same layout holding `tensors` (the inverse of `tensors()`)."""
         n_p, n_b = len(self.params), len(self.buffers)
         it = iter(tensors)
         params = {k: next(it) for k in self.params}
-        momentum = {k: next(it) for k in self.momentum_buffer}
+        opt_state = {k: next(it) for k in self.opt_state}
         buffers = {k: next(it) for k in self.buffers}
         assert len(params) == n_p and len(buffers) == n_b
-        return LearnerState(params, momentum, buffers)
+        return LearnerState(params, opt_state, buffers)
 
     def detach(self) -> LearnerState:
         """A copy cut off from the autograd graph."""
@@ -182,7 +190,7 @@ class Learner(nn.Module):
         if not state.buffers:
             return state
         _, stats = self._batch_forward(state.params, state.buffers, x)
-        return LearnerState(state.params, state.momentum_buffer, {**state.buffers, **stats})
+        return LearnerState(state.params, state.opt_state, {**state.buffers, **stats})
 
     def predict(self, state: LearnerState, x: Tensor) -> Tensor:
         """Outputs of the trained learner (eval mode: BN uses the state's statistics)."""
@@ -202,101 +210,5 @@ class Learner(nn.Module):
         return float(correct) / len(y)
 
 
-def _act(x: Tensor) -> Tensor:
-    return F.leaky_relu(x, LEAKY_SLOPE)
-
-
-class ConvLearner(Learner):
-    """Convolutional learner: convs (+BN, LeakyReLU) -> optional pooling -> FC head.
-
-    MNIST (appendix A.1): `channels=(c1, c2)`, `pool="max"` after each conv, one hidden
-    FC layer. CIFAR (A.2): five convs with `strides=(1, 2, 1, 2, 1)`, `pool="global"`.
-
-    With `pool="max"` each block is conv -> 2x2 max-pool -> BN -> LeakyReLU: the paper
-    puts a max-pool after each conv and does not fix where BN goes. Pooling first runs
-    BN and the activation (and their double backward, the bulk of a meta-gradient's
-    element-wise work) on a quarter of the pixels: about 1.5x faster meta-iterations on
-    CPU at quick size, measured in DEVELOPMENT.md.
-
-    Args:
-        input_shape: (C, H, W) of the inputs.
-        num_classes: number of outputs.
-        channels: filters of each conv layer.
-        strides: stride of each conv (default 1 everywhere).
-        hidden: width of the hidden FC layer, or None for a linear head only.
-        pool: "max" (2x2 max-pool after every conv, before its BN) or "global" (average
-            pool at the end).
-        batch_norm: use `LearnerBatchNorm` after each conv and hidden FC layer.
-        weight_norm: weight-normalise every conv and FC layer.
-    """
-
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, channels: tuple[int, ...],
-                 *, strides: tuple[int, ...] | None = None, hidden: int | None = None,
-                 pool: str = "max", batch_norm: bool = True, weight_norm: bool = True) -> None:
-        super().__init__(input_shape, num_classes)
-        if pool not in ("max", "global"):
-            raise ValueError(f"pool must be 'max' or 'global', got {pool!r}")
-        strides = tuple(strides or (1,) * len(channels))
-        if len(strides) != len(channels):
-            raise ValueError(f"need one stride per conv layer: {len(channels)} channels, {len(strides)} strides")
-        c, h, w = input_shape
-        self.pool = pool
-        self.convs, self.conv_bns = nn.ModuleList(), nn.ModuleList()
-        for out, s in zip(channels, strides):
-            self.convs.append(WNConv2d(c, out, 3, stride=s, weight_norm=weight_norm))
-            self.conv_bns.append(LearnerBatchNorm(out) if batch_norm else nn.Identity())
-            c, h, w = out, (h - 1) // s + 1, (w - 1) // s + 1
-            if pool == "max":
-                h, w = h // 2, w // 2
-            if h < 1 or w < 1:
-                raise ValueError(
-                    f"input shape {tuple(input_shape)} is too small for {len(channels)} conv layers with "
-                    f"strides {strides} and pool={pool!r}: the feature map shrinks to nothing. Use larger "
-                    "images, fewer layers, or pool='global'.")
-        feat = c if pool == "global" else c * h * w
-        self.hidden = WNLinear(feat, hidden, weight_norm=weight_norm) if hidden else None
-        self.hidden_bn = LearnerBatchNorm(hidden) if (hidden and batch_norm) else nn.Identity()
-        self.head = WNLinear(hidden or feat, num_classes, weight_norm=weight_norm)
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, classes)
-        for conv, bn in zip(self.convs, self.conv_bns):
-            x = conv(x)
-            if self.pool == "max":
-                x = F.max_pool2d(x, 2)  # pool first: BN and LeakyReLU on 1/4 of the pixels
-            x = _act(bn(x))
-        x = x.mean(dim=(2, 3)) if self.pool == "global" else rearrange(x, "b c h w -> b (c h w)")
-        if self.hidden is not None:
-            x = _act(self.hidden_bn(self.hidden(x)))
-        return self.head(x)
-
-
-class MLPLearner(Learner):
-    """Fully connected learner: flatten -> [FC (+BN) -> LeakyReLU] * n -> FC.
-
-    Args:
-        input_shape: shape of one input sample (flattened internally).
-        num_classes: number of outputs.
-        hidden: widths of the hidden layers.
-        batch_norm: use `LearnerBatchNorm` after each hidden layer.
-        weight_norm: weight-normalise every layer.
-        activation (Callable[[Tensor], Tensor]): hidden nonlinearity (LeakyReLU(0.1) by default;
-            CartPole uses tanh).
-    """
-
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (128,),
-                 *, batch_norm: bool = True, weight_norm: bool = True, activation=_act) -> None:
-        super().__init__(input_shape, num_classes)
-        d = int(torch.tensor(input_shape).prod())
-        self.layers, self.bns = nn.ModuleList(), nn.ModuleList()
-        for width in hidden:
-            self.layers.append(WNLinear(d, width, weight_norm=weight_norm))
-            self.bns.append(LearnerBatchNorm(width) if batch_norm else nn.Identity())
-            d = width
-        self.head = WNLinear(d, num_classes, weight_norm=weight_norm)
-        self.activation = activation
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, *input_shape) -> (B, classes)
-        x = x.flatten(1)
-        for layer, bn in zip(self.layers, self.bns):
-            x = self.activation(bn(layer(x)))
-        return self.head(x)
+# The two learner families of appendix A live in learners.py; importing them from here keeps working.
+from .learners import ConvLearner, MLPLearner  # noqa: E402

@@ -30,42 +30,20 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .arch_space import ArchSpace
+from .callbacks import Callback, MetaLossDivergedError, diverged
 from .checkpoint_io import CHECKPOINT_VERSION, TrainerCheckpoints
 from .checks import nonnegative_int, positive_float, positive_int, unit_interval
 from .curriculum import Curriculum
-from .distributed import all_reduce_mean_, broadcast_, learner_streams, rank_and_world
+from .fast.distributed import all_reduce_mean_, average_gradients_, broadcast_, learner_streams, rank_and_world
+from .fast.stacked import unroll_learners
 from .learner import Learner, LearnerState
 from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
-from .stacked import unroll_learners
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
 __all__ = ["MetaTrainer", "Callback", "MetaLossDivergedError", "CHECKPOINT_VERSION"]
-# RealBatchLoss and MetaObjective live in objective.py; importing them from here still works.
 
 MetaLoss = Callable[[Learner, Sequence[LearnerState]], tuple[Tensor, dict]]
-
-
-class MetaLossDivergedError(RuntimeError):
-    """The meta-loss or its gradient became NaN or infinite."""
-
-
-def _diverged(what: str, iteration: int) -> MetaLossDivergedError:
-    return MetaLossDivergedError(f"{what} at outer iteration {iteration}; the teacher was not updated. "
-                                 "Lower outer_lr or init_lr, keep weight_norm on, or set grad_clip.")
-
-
-class Callback:
-    """Watch the loops without subclassing the trainer; override what you need."""
-
-    def on_inner_step(self, trainer: MetaTrainer, t: int, state: LearnerState, inner_loss: Tensor) -> None:
-        """After inner step t of the current outer iteration."""
-
-    def on_outer_step(self, trainer: MetaTrainer, record: dict) -> None:
-        """After each outer iteration, with the logged record."""
-
-    def on_fit_end(self, trainer: MetaTrainer) -> None:
-        """When `fit` has run all its iterations (or hit its time limit) and written its checkpoint."""
 
 
 class MetaTrainer(TrainerCheckpoints):
@@ -96,24 +74,20 @@ class MetaTrainer(TrainerCheckpoints):
         callbacks: `Callback` objects.
         config: a plain dict stored in checkpoints.
         progress: show a tqdm progress bar in `fit`.
-        learners_per_step: fresh learners per outer iteration (per process under
-            torch.distributed); the meta-loss is the mean of their meta-losses (and the logs
-            the mean of theirs). Learner j draws from its own streams (`distributed.py`), so
-            k learners here equal k processes of one learner each. The paper uses 1.
-        stack_learners: when this process's k learners share an architecture, train them
-            as one (`stacked.py`: states stacked, each inner step vmapped). The same
-            meta-gradient to rounding; meant for GPUs (on a CPU it paid only for small learners
-            in checkpoint mode; docs/benchmarks.md). Callbacks then see the learners' inner
-            steps interleaved (step t of every learner, then step t+1). Batches that all
-            learners share are computed once either way.
+        learners_per_step: fresh learners per outer iteration (per process under torchrun);
+            the meta-loss and the logs are the means over them. Learner j draws from its own
+            streams (`fast/distributed.py`), so k learners here equal k processes of one
+            learner each. The paper uses 1.
+        stack_learners: train this process's k learners as one when they share an
+            architecture (`fast/stacked.py`: the same meta-gradient to rounding; meant for
+            GPUs). Callbacks then see step t of every learner, then step t+1.
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
                  meta_loss: MetaObjective | MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
-                 betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, meta_loss_every: int = 0, grad_clip: float | None = None,
-                 lr_schedule: str = "constant", total_steps: int | None = None, seed: int = 0,
-                 log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, meta_loss_every: int = 0,
+                 grad_clip: float | None = None, lr_schedule: str = "constant", total_steps: int | None = None,
+                 seed: int = 0, log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  config: dict | None = None, progress: bool = True, learners_per_step: int = 1,
                  stack_learners: bool = False) -> None:
         positive_int("learners_per_step", learners_per_step)
@@ -140,9 +114,7 @@ class MetaTrainer(TrainerCheckpoints):
         streams = [learner_streams(seed, j, self.device) for j in self.learner_indices]
         self.arch_rngs, self.rngs = [a for a, _ in streams], [d for _, d in streams]
         self.rng, self.arch_rng = self.rngs[0], self.arch_rngs[0]  # this process's first learner's
-        if self.world > 1:
-            self.log_path = self.log_path if self.rank == 0 else None
-            self.progress = self.progress and self.rank == 0
+        self.log_path, self.progress = (self.log_path, progress) if self.rank == 0 else (None, False)
         self.params = self._meta_parameters()
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
@@ -161,13 +133,9 @@ class MetaTrainer(TrainerCheckpoints):
         self.iteration, self.history = 0, []
 
     def _meta_parameters(self) -> list[nn.Parameter]:
-        seen, out = set(), []
-        for m in (self.teacher, self.curriculum, self.sgd):
-            for p in m.parameters():
-                if p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
-                    out.append(p)
-        return out
+        """phi: the teacher's, curriculum's and optimiser's trainable tensors, each once, in that order."""
+        found = {id(p): p for m in (self.teacher, self.curriculum, self.sgd) for p in m.parameters() if p.requires_grad}
+        return list(found.values())
 
     def lr_factor(self, iteration: int) -> float:
         """Multiplier of the outer learning rates at `iteration` (1 for the constant schedule)."""
@@ -181,54 +149,55 @@ class MetaTrainer(TrainerCheckpoints):
         return sorted(set(range(k, T + 1, k)) | {T}) if k else [T]
 
     def outer_step(self) -> dict:
-        """One outer iteration; returns its log record."""
-        start = time.perf_counter()
-        inner_losses: list[Tensor] = []
+        """One outer iteration (Figure 1a); returns its log record."""
+        start, inner_losses = time.perf_counter(), []
 
         def on_inner(t: int, state: LearnerState, loss: Tensor) -> None:
             inner_losses.append(loss.detach())
             for cb in self.callbacks:
                 cb.on_inner_step(self, t, state, loss)
 
-        # meta-loss = mean over fresh learners; learner j draws only from its own streams
+        # 1. fresh learners; learner j draws only from its own random-number streams
         learners = [self.arch_space.sample(arch_rng).to(self.device) for arch_rng in self.arch_rngs]
+        # 2. T steps of SGD on the teacher's batches: theta_T(phi), and the states at the scored steps
         batches = [self.teacher.batches(self.curriculum, rng) for rng in self.rngs]
         kept = unroll_learners(self.sgd, learners, batches, self.scored_steps(), stack=self.stack_learners,
                                callback=on_inner)
-        losses, extras = [], []
-        for learner, states, rng in zip(learners, kept, self.rngs):
-            loss, extra = self.objective(learner, states, rng)
-            losses.append(loss)
-            extras.append(extra)
+        # 3. L(phi): every trained learner scored on real data; the mean over the learners
+        scored = [self.objective(learner, states, rng) for learner, states, rng in zip(learners, kept, self.rngs)]
+        losses, extras = [loss for loss, _ in scored], [extra for _, extra in scored]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
-        # What is logged: the mean over every learner of every rank (one small all-reduce).
-        logged = torch.tensor([loss.item(), *[sum(float(e[k]) for e in extras) / len(extras) for k in extras[0]]],
-                              dtype=torch.float64)
-        all_reduce_mean_([logged])
-        meta_loss, extra = logged[0].item(), dict(zip(extras[0], logged[1:].tolist()))
+        meta_loss, extra = self._logged(loss, extras)
+        if not math.isfinite(meta_loss):  # the same value on every process: all stop together
+            raise diverged(f"meta-loss is {meta_loss}", self.iteration)
+        # 4. dL/dphi back through the whole inner loop, then one Adam step on phi
         self.optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(meta_loss):  # the same value on every rank: all stop together
-            raise _diverged(f"meta-loss is {meta_loss}", self.iteration)
         loss.backward()
-        if self.world > 1:  # the meta-gradient averaged over the ranks before the (identical) Adam steps
-            for p in self.params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-            all_reduce_mean_([p.grad for p in self.params])
+        average_gradients_(self.params)  # over processes under torchrun (fast/distributed.py); else nothing
         grads = [p.grad for p in self.params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         if not torch.isfinite(grad_norm):
-            raise _diverged("meta-gradient is not finite", self.iteration)
+            raise diverged("meta-gradient is not finite", self.iteration)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        factor = self.lr_factor(self.iteration)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
+            group["lr"] = base * self.lr_factor(self.iteration)
         self.optimizer.step()
-        record = {"iteration": self.iteration, "meta_loss": meta_loss, "grad_norm": grad_norm.item(),
-                  "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
-                  "lr": self.sgd.lr.detach().mean().item(), "momentum": self.sgd.momentum.detach().mean().item(),
-                  **{k: float(v) for k, v in extra.items()}, "seconds": time.perf_counter() - start}
+        return self._log({"iteration": self.iteration, "meta_loss": meta_loss, "grad_norm": grad_norm.item(),
+                          "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
+                          "lr": self.sgd.lr.detach().mean().item(),
+                          "momentum": self.sgd.momentum.detach().mean().item(),
+                          **{k: float(v) for k, v in extra.items()}, "seconds": time.perf_counter() - start})
+
+    def _logged(self, loss: Tensor, extras: list[dict]) -> tuple[float, dict]:
+        """The meta-loss and the objective's logs, each the mean over every learner of every process."""
+        logged = torch.tensor([loss.item(), *[sum(float(e[k]) for e in extras) / len(extras) for k in extras[0]]],
+                              dtype=torch.float64)
+        all_reduce_mean_([logged])  # one small all-reduce under torchrun; nothing in one process
+        return logged[0].item(), dict(zip(extras[0], logged[1:].tolist()))
+
+    def _log(self, record: dict) -> dict:
+        """Count the iteration; keep `record` in the history, the log file and the callbacks' hands."""
         self.iteration += 1
         self.history.append(record)
         if self.log_path is not None:

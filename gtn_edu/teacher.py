@@ -6,10 +6,9 @@ r"""Teachers: where the inner loop's training batches come from.
         -> conv 64 -> upsample x2 -> conv C -> tanh
 
 with weight normalisation, BatchNorm and LeakyReLU(0.1); `XYTeacher` also generates soft
-labels (appendix F). Two baselines share its
-interface so the same trainer and evaluation run them: `RealData` (real training
-batches, nothing learned) and `DistilledData` (a learned tensor of images, dataset
-distillation as in Wang et al., 2018).
+labels (appendix F). Two baselines share its interface (`baselines.py`), so the same
+trainer and evaluation run them: `RealData` (real training batches, nothing learned)
+and `DistilledData` (a learned tensor of images, dataset distillation).
 
 Every teacher turns a `Curriculum` into `Batches`: T batches written as a pure function
 of the tensors that meta-gradients flow to, so the checkpointed unroll can recompute
@@ -18,6 +17,7 @@ any batch in the backward pass.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +28,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .checks import balanced, boolean, sizes, value_range
+from .checks import boolean, sizes, value_range
 from .checks import image_shape as check_image_shape
-from .compiled_step import compiled_functional_call
 from .curriculum import Curriculum
 from .nn import LEAKY_SLOPE, UpsampleConv2d, WNLinear
 
@@ -58,7 +57,7 @@ class TensorBatches:
         labels: (T, B) class labels of the slots (the targets unless `make` returns its own).
         source: what `make` computes with besides `tensors` and `labels` (the generator), or
             None. Batches with one source and the very same `tensors` and `labels` are equal,
-            so stacked learners (`gtn_edu.stacked`) compute them once.
+            so stacked learners (`gtn_edu.fast.stacked`) compute them once.
     """
 
     steps: int
@@ -79,9 +78,9 @@ def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.G
 
     The batches of any generator network (`Teacher`, the CartPole teacher): `generator`
     has `latent_dim` and `num_classes` attributes that must match the curriculum's, and its
-    `forward(z, y)` returns inputs, or (inputs, learned targets). With `generator.compile_forward`
-    set, the generator runs through `torch.compile` (`gtn_edu.compiled_step`; its shapes
-    never change, so it compiles once per gradient mode).
+    `forward(z, y)` returns inputs, or (inputs, learned targets). Each batch is
+    `generator.functional_call(generator, weights, (z_t, y_t))`, torch.func's unless
+    `gtn_edu.fast.compile_teacher` gave the generator a compiled one.
     """
     if curriculum.latent_dim != generator.latent_dim or curriculum.num_classes != generator.num_classes:
         raise ValueError(f"curriculum (latent_dim={curriculum.latent_dim}, num_classes={curriculum.num_classes})"
@@ -89,8 +88,7 @@ def generated_batches(generator: nn.Module, curriculum: Curriculum, rng: torch.G
                          f"{generator.num_classes}); build both with the same values.")
     z, y = curriculum.sample(rng)
     names = [k for k, _ in generator.named_parameters()]
-    # `compile_forward` (a generator attribute): run the generator through torch.compile
-    call = compiled_functional_call if getattr(generator, "compile_forward", False) else functional_call
+    call = getattr(generator, "functional_call", functional_call)
 
     def make(t: int, tensors: Sequence[Tensor]) -> Tensor | tuple[Tensor, Tensor]:
         params = dict(zip(names, tensors[:-1]))
@@ -146,7 +144,19 @@ class Teacher(BaseTeacher):
         self.conv2 = UpsampleConv2d(conv_channels, c, **wn)
         # A buffer, so checkpoints carry it and a reloaded teacher draws the same images.
         self.register_buffer("output_lo_hi", torch.tensor(lo_hi))
-        self.compile_forward = False  # True: `batches` runs the generator through torch.compile
+
+    @property
+    def compile_forward(self) -> bool:
+        """Deprecated: whether batches run compiled; call `gtn_edu.fast.compile_teacher(teacher)` instead."""
+        return getattr(self, "functional_call", functional_call) is not functional_call
+
+    @compile_forward.setter
+    def compile_forward(self, on: bool) -> None:
+        from .fast.compiled import compile_teacher
+
+        warnings.warn("Teacher.compile_forward is deprecated: call gtn_edu.fast.compile_teacher(teacher)",
+                      DeprecationWarning, stacklevel=2)
+        compile_teacher(self, on)
 
     @property
     def output_range(self) -> tuple[float, float]:
@@ -224,56 +234,5 @@ class XYTeacher(Teacher):
         return self.decode(h), self.label_head(h).softmax(dim=1)
 
 
-class RealData(BaseTeacher):
-    """Baseline: random batches of real training data; nothing is learned.
-
-    Args:
-        x: (N, C, H, W) training images (normalised).
-        y: (N,) labels.
-    """
-
-    def __init__(self, x: Tensor, y: Tensor) -> None:
-        super().__init__()
-        if len(x) != len(y) or not len(x):
-            raise ValueError(f"RealData needs x and y of one length, at least one example; got {len(x)} and {len(y)}")
-        self.register_buffer("x", x, persistent=False)
-        self.register_buffer("y", y, persistent=False)
-
-    def batches(self, curriculum: Curriculum, rng: torch.Generator | None = None) -> TensorBatches:
-        """T random batches of B real examples (the curriculum gives only T and B)."""
-        T, B = curriculum.steps, curriculum.batch_size
-        dev = rng.device if rng is not None else self.x.device
-        idx = torch.randint(len(self.x), (T, B), generator=rng, device=dev).to(self.x.device)
-        return TensorBatches(T, (), lambda t, _: self.x[idx[t]], self.y[idx])
-
-
-class DistilledData(BaseTeacher):
-    """Baseline: dataset distillation, a learned image per (step, slot) with fixed labels.
-
-    Args:
-        image_shape: (C, H, W).
-        steps: inner steps T.
-        batch_size: images per step B (a multiple of `num_classes`).
-        num_classes: number of classes.
-    """
-
-    def __init__(self, image_shape: tuple[int, int, int], steps: int, batch_size: int,
-                 num_classes: int = 10) -> None:
-        super().__init__()
-        check_image_shape("DistilledData", image_shape)
-        sizes("DistilledData", steps=steps, batch_size=batch_size, num_classes=num_classes)
-        balanced(batch_size, num_classes)
-        self.curriculum_shape = (steps, batch_size, num_classes)
-        self.images = nn.Parameter(torch.randn(steps, batch_size, *image_shape))  # (T, B, C, H, W)
-        self.register_buffer("labels", torch.arange(batch_size).remainder(num_classes).repeat(steps, 1))
-
-    def batches(self, curriculum: Curriculum | None = None, rng: torch.Generator | None = None
-                ) -> TensorBatches:
-        """The learned images in their fixed order."""
-        if curriculum is not None and (curriculum.steps, curriculum.batch_size,
-                                       curriculum.num_classes) != self.curriculum_shape:
-            got = (curriculum.steps, curriculum.batch_size, curriculum.num_classes)
-            raise ValueError(f"DistilledData was built for (steps, batch_size, num_classes)="
-                             f"{self.curriculum_shape} but the curriculum has {got}")
-        return TensorBatches(self.curriculum_shape[0], (self.images,), lambda t, ts: ts[0][t], self.labels,
-                             source=self)
+# The two baselines live in baselines.py; importing them from here keeps working.
+from .baselines import DistilledData, RealData  # noqa: E402

@@ -32,9 +32,7 @@ from torch.func import functional_call
 
 from .checkpointing import CheckpointedUnroll
 from .checks import positive_float, positive_int, unit_interval
-from .compiled_step import compiled_learner_step
 from .learner import Learner, LearnerState
-from .stacked import StackedLearners
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
 
@@ -61,7 +59,9 @@ class UnrolledSGD(nn.Module):
     r"""SGD with momentum whose T steps are differentiable, with learnable $\alpha$ and $\beta$.
 
     Subclass and override `update` to try another inner update rule; `unroll` handles
-    the graph, the checkpointing and the callbacks.
+    the graph, the checkpointing and the callbacks. Faster execution of the same method
+    (the update on concatenated vectors, a compiled step, k learners stacked into one) lives
+    in `gtn_edu.fast`, as subclasses chosen when the optimiser is built.
 
     Args:
         lr: initial learning rate $\alpha$ (Table 2: 0.02).
@@ -69,20 +69,16 @@ class UnrolledSGD(nn.Module):
         steps: if given, learn one $\alpha_t, \beta_t$ per inner step; else one shared value.
         mode: "checkpoint" (memory ~ T x parameters) or "full" (one autograd graph).
         learn: make $\alpha, \beta$ learnable parameters (else fixed buffers).
-        compile_step: run the learner's half of every step (gradient and `update`) through
-            `torch.compile` (`gtn_edu.compiled_step`; `Teacher.compile_forward` does the same
-            for the teacher's batch): about 6x fewer operations a step at paper size, paid for
-            with a compilation (a minute for an MLP, about ten for a paper-size conv learner on
-            a CPU). One compilation serves MLP learners of any width; each new conv
-            architecture compiles again (torch 2.14.1). Off by default. Tested equal to the
-            eager step in float64 (in float32 a pre-activation within rounding of LeakyReLU's
-            kink can take the other slope: docs/benchmarks.md).
+        compile_step: deprecated; build `gtn_edu.fast.CompiledSGD` instead.
 
     Examples:
         >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
         >>> state = sgd.unroll(learner, teacher.batches(curriculum))  # doctest: +SKIP
         >>> learner.loss(state, x_real, y_real).backward()             # doctest: +SKIP
     """
+
+    compile_step = False
+    """Whether the learner's half of each step runs through `torch.compile` (`gtn_edu.fast.CompiledSGD`)."""
 
     def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, steps: int | None = None,
                  mode: str = "checkpoint", learn: bool = True, compile_step: bool = False) -> None:
@@ -93,7 +89,7 @@ class UnrolledSGD(nn.Module):
             positive_int("steps", steps)
         if mode not in ("full", "checkpoint"):
             raise ValueError(f"mode must be 'full' or 'checkpoint', got {mode!r}")
-        self.mode, self.per_step, self.compile_step = mode, steps is not None, compile_step
+        self.mode, self.per_step = mode, steps is not None
         n = steps or 1
         raw_lr = torch.full((n,), float(torch.tensor(lr).log()))
         raw_mom = torch.full((n,), float(torch.tensor(momentum).logit()))
@@ -102,6 +98,10 @@ class UnrolledSGD(nn.Module):
         else:
             self.register_buffer("raw_lr", raw_lr)
             self.register_buffer("raw_momentum", raw_mom)
+        if compile_step:  # the old spelling of gtn_edu.fast.CompiledSGD
+            from .fast.compiled import compile_steps
+
+            compile_steps(self, deprecated_switch=True)
 
     @property
     def lr(self) -> Tensor:
@@ -113,30 +113,36 @@ class UnrolledSGD(nn.Module):
         r"""$\beta = \sigma(b)$, one value or one per step."""
         return self.raw_momentum.sigmoid()
 
-    # ---- the rule a subclass may replace ----
-    def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], momentum_buffer: dict[str, Tensor],
+    # ---- the rule a subclass may replace: its state, and one step ----
+    def init_opt_state(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The optimiser's state before the first step, by name: $m_0 = 0$, one buffer per weight.
+
+        A rule that keeps other state (Adam's two moments, a step count) returns it here, under
+        names of its choosing; `update` receives it and returns its next value. The state is
+        stored and recomputed with the weights by the checkpointed backward pass.
+        """
+        return {k: torch.zeros_like(p) for k, p in params.items()}
+
+    def start_state(self, learner: Learner) -> LearnerState:
+        """The learner's current weights and BN statistics, with this optimiser's initial state."""
+        state = learner.init_state()
+        return LearnerState(state.params, self.init_opt_state(state.params), state.buffers)
+
+    def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], opt_state: dict[str, Tensor],
                lr: Tensor, beta: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         r"""One step of eq. (1): $m \leftarrow \beta m + g$, $\theta \leftarrow \theta - \alpha m$.
 
         Args:
             params: weights $\theta_t$ by name.
             grads: inner-loss gradients $g_t$ by name.
-            momentum_buffer: the buffers $m_t$ by name.
+            opt_state: the optimiser's state by name (`init_opt_state`): here the momentum buffers $m_t$.
             lr: this step's learning rate $\alpha$ (a 0-d tensor).
             beta: this step's momentum coefficient $\beta$ (a 0-d tensor).
 
         Returns:
-            The new weights and momentum buffers, as dicts with the same keys.
+            The new weights and the new optimiser state, as dicts with the same keys.
         """
-        names = list(params)
-        if _flat_ok(names, params, grads, momentum_buffer):
-            # All tensors at once: one concatenated vector each, so one step costs a handful of
-            # operations instead of four per parameter tensor (and as few again in the backward pass).
-            sizes = [params[k].numel() for k in names]
-            m = beta * _flat(names, momentum_buffer) + _flat(names, grads)  # eq. (1), momentum buffer
-            p = _flat(names, params) - lr * m                               # eq. (1), weight update
-            return _unflat(names, params, p, sizes), _unflat(names, params, m, sizes)
-        new_m = {k: beta * momentum_buffer[k] + grads[k] for k in params}  # eq. (1), momentum buffer
+        new_m = {k: beta * opt_state[k] + grads[k] for k in params}  # eq. (1), momentum buffer
         new_p = {k: params[k] - lr * new_m[k] for k in params}              # eq. (1), weight update
         return new_p, new_m
 
@@ -150,7 +156,7 @@ class UnrolledSGD(nn.Module):
         """
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
-    def step(self, learner: Learner | StackedLearners, batches: Batches, t: int, state: LearnerState,
+    def step(self, learner: Learner, batches: Batches, t: int, state: LearnerState,
              hyper: dict[str, Tensor] | Sequence[Tensor], batch_tensors: Sequence[Tensor], differentiable: bool
              ) -> tuple[LearnerState, Tensor]:
         """Inner step t (`forward`) with this optimiser's meta-learned tensors replaced by `hyper`.
@@ -164,28 +170,25 @@ class UnrolledSGD(nn.Module):
         return functional_call(self, hyper, (learner, batches, t, state, batch_tensors),
                                {"differentiable": differentiable}, strict=False)
 
-    def forward(self, learner: Learner | StackedLearners, batches: Batches, t: int, state: LearnerState,
-                batch_tensors: Sequence[Tensor], differentiable: bool) -> tuple[LearnerState, Tensor]:
-        """Inner step t: batch t -> inner loss -> gradient -> `update`. Returns (state, loss)."""
+    def hyper(self, t: int) -> tuple[Tensor, Tensor]:
+        r"""$(\alpha_t, \beta_t) = (e^{a_t}, \sigma(b_t))$, or the shared pair without per-step values."""
         i = t if self.per_step else 0
-        lr, beta = self.raw_lr[i].exp(), self.raw_momentum[i].sigmoid()
+        return self.raw_lr[i].exp(), self.raw_momentum[i].sigmoid()
+
+    def forward(self, learner: Learner, batches: Batches, t: int, state: LearnerState,
+                batch_tensors: Sequence[Tensor], differentiable: bool) -> tuple[LearnerState, Tensor]:
+        """Inner step t: batch t, then `learner_step` on it. Returns (state after the step, inner loss)."""
+        lr, beta = self.hyper(t)
         with torch.set_grad_enabled(differentiable):
-            x, y = batches.batch(t, batch_tensors)
-        if isinstance(learner, StackedLearners):  # k learners at once, vmapped (stacked.py)
-            if self.compile_step:
-                raise ValueError("compile_step does not apply to stacked learners; use one or the other")
-            with torch.set_grad_enabled(differentiable):
-                new_p, new_m, stats, loss = learner.step(self, state, x, y, lr, beta,
-                                                         shared=getattr(batches, "shared", False))
-            return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
-        if self.compile_step:
-            with torch.set_grad_enabled(differentiable):
-                new_p, new_m, stats, loss = compiled_learner_step(self, learner, state.params, state.momentum_buffer,
-                                                                  state.buffers, x, y, lr, beta)
-            return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
+            x, y = batches.batch(t, batch_tensors)  # (x_t, y_t), e.g. G(z_t, y_t)
+        return self.learner_step(learner, state, x, y, lr, beta, differentiable)
+
+    def learner_step(self, learner: Learner, state: LearnerState, x: Tensor, y: Tensor, lr: Tensor, beta: Tensor,
+                     differentiable: bool) -> tuple[LearnerState, Tensor]:
+        r"""$g_t = \nabla_\theta \ell_\text{inner}(x_t, y_t; \theta_t)$, then `update`: the learner's half of a step."""
         with torch.enable_grad():
             params = {k: p if p.requires_grad else p.detach().requires_grad_() for k, p in state.params.items()}
-            loss, stats = learner.train_loss(params, state.buffers, x, y)
+            loss, stats = learner.train_loss(params, state.buffers, x, y)  # also the BN statistics of x_t
             names = list(params)
             grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=differentiable)
         if not differentiable:
@@ -193,21 +196,19 @@ class UnrolledSGD(nn.Module):
             stats = {k: s.detach() for k, s in stats.items()}
             loss = loss.detach()
         with torch.set_grad_enabled(differentiable):
-            new_p, new_m = self.update(params, dict(zip(names, grads)), state.momentum_buffer, lr, beta)
+            new_p, new_m = self.update(params, dict(zip(names, grads)), state.opt_state, lr, beta)
         return LearnerState(new_p, new_m, {**state.buffers, **stats}), loss
 
     # ---- the whole inner loop ----
-    def unroll(self, learner: Learner | StackedLearners, batches: Batches, state: LearnerState | None = None, *,
+    def unroll(self, learner: Learner, batches: Batches, state: LearnerState | None = None, *,
                at: Sequence[int] | None = None, differentiable: bool = True,
                callback: InnerStepCallback | None = None) -> LearnerState | list[LearnerState]:
         r"""Train `learner` for `batches.steps` steps and return $\theta_T$ (as a `LearnerState`).
 
         Args:
-            learner: the learner to train (its module weights are the initial state), or a
-                `StackedLearners` of k learners of one architecture trained as one.
-            batches: the T inner batches (from `Teacher.batches`, `RealData.batches`, ...;
-                a `StackedBatches` for stacked learners).
-            state: initial state; default `learner.init_state()`.
+            learner: the learner to train (its module weights are the initial state).
+            batches: the T inner batches (from `Teacher.batches`, `RealData.batches`, ...).
+            state: initial state; default `start_state(learner)`.
             at: return the states after these steps (1..T) instead of only the last,
                 e.g. for real-data losses at intermediate inner steps.
             differentiable: keep the meta-gradient path (False: plain, graph-free training).
@@ -226,7 +227,7 @@ class UnrolledSGD(nn.Module):
         if keep[0] < 1 or keep[-1] > T:
             raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")
         learner.check_functional()
-        state = learner.init_state() if state is None else state
+        state = self.start_state(learner) if state is None else state
         if differentiable and self.mode == "checkpoint":
             template, hyper = state, self.meta_tensors()
             flat = CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
@@ -243,23 +244,3 @@ class UnrolledSGD(nn.Module):
                     kept.append(state)
         return kept if at is not None else kept[-1]
 
-
-def _flat_ok(names: list[str], *dicts: dict[str, Tensor]) -> bool:
-    """Whether the update can run on concatenated vectors: several tensors, contiguous, one dtype and device.
-
-    Channels-last weights (the NAS evaluations) keep the per-tensor rule, which preserves
-    their memory format.
-    """
-    if len(names) < 2:
-        return False
-    first = dicts[0][names[0]]
-    return all(d[k].is_contiguous() and d[k].dtype == first.dtype and d[k].device == first.device
-               for d in dicts for k in names)
-
-
-def _flat(names: list[str], d: dict[str, Tensor]) -> Tensor:
-    return torch.cat([d[k].reshape(-1) for k in names])
-
-
-def _unflat(names: list[str], like: dict[str, Tensor], flat: Tensor, sizes: list[int]) -> dict[str, Tensor]:
-    return {k: t.view(like[k].shape) for k, t in zip(names, flat.split(sizes))}

@@ -45,3 +45,15 @@ def mnist(data_root):
     from gtn_edu.data import load_dataset
 
     return load_dataset("mnist", data_root, download=False)
+
+
+@pytest.fixture
+def float64():
+    """float64 for every tensor a test makes (finite differences need it); the old default afterwards.
+
+    Use it for a whole module with `pytestmark = pytest.mark.usefixtures("float64")`.
+    """
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)

@@ -220,6 +220,38 @@ def test_reproduce_cartpole_smoke(tmp_path):
     assert before.count('"seed"') == (tmp_path / "out" / "repro_cartpole_smoke.json").read_text().count('"seed"')
 
 
+def test_cartpole_architectures_smoke(tmp_path, monkeypatch):
+    """cartpole_architectures.py at the tiny size: one row per architecture, deeper policies really deeper."""
+    _run("cartpole_architectures.py", "--smoke", "--out", str(tmp_path))
+    res = json.loads((tmp_path / "cartpole_architectures_smoke.json").read_text())
+    assert [r["hidden"] for r in res["rows"]] == [[64], [16], [64, 64]]
+    assert [r["trained_on"] for r in res["rows"]] == [True, False, False]
+    assert all(0 < r["mean"] <= res["config"]["max_steps"] and len(r["policy_means"]) == 2 for r in res["rows"])
+    text = (tmp_path / "cartpole_architectures_smoke.md.txt").read_text()
+    assert "| 4 -> 64 tanh -> 64 tanh -> 2 |" in text and "meta-trained on" in text
+    assert (tmp_path / "cartpole_architectures_smoke.png").stat().st_size > 0
+    monkeypatch.syspath_prepend(str(BENCH))
+    from cartpole_architectures import FixedPolicies
+
+    deep = FixedPolicies((8, 8)).sample(torch.Generator().manual_seed(0))
+    assert [tuple(p.shape) for p in deep.parameters()] == [(8, 4), (8,), (8, 8), (8,), (2, 8), (2,)]
+
+
+def test_xy_teacher_smoke(tmp_path, data_root):
+    """xy_teacher.py at a tiny size: the three arms (one per process works too), the table, the figure."""
+    runs = tmp_path / "runs"
+    _run("xy_teacher.py", "--smoke", "--arm", "xy", "--data-root", str(data_root), "--runs", str(runs), "--out",
+         str(tmp_path))
+    first = json.loads((runs / "xy.json").read_text())
+    _run("xy_teacher.py", "--smoke", "--data-root", str(data_root), "--runs", str(runs), "--out", str(tmp_path))
+    res = json.loads((tmp_path / "xy_teacher_smoke.json").read_text())
+    assert set(res["arms"]) == {"conditioned", "xy", "xy_conditioned"} and res["arms"]["xy"] == first  # reused
+    assert all(len(a["meta_loss"]) == 3 and len(a["test_accuracies"]) == 2 for a in res["arms"].values())
+    assert res["arms"]["xy"]["meta_loss"] != res["arms"]["conditioned"]["meta_loss"]  # really another teacher
+    assert "| XY-generator G(z) -> (x, p) |" in (tmp_path / "xy_teacher_smoke.md.txt").read_text()
+    assert (tmp_path / "xy_teacher_smoke.png").stat().st_size > 0
+
+
 def test_a_peer_that_does_not_import_is_skipped_with_a_reason(monkeypatch):
     """A bare GPU machine may have torchopt without graphviz: the cost benchmark must skip it, not crash."""
     monkeypatch.syspath_prepend(str(BENCH))
@@ -345,7 +377,7 @@ def test_compile_probe_dynamic_widths_settings_are_scoped(monkeypatch):
 
 
 def test_cifar10_levers_probe_runs_one_arm(data_root, capsys, monkeypatch):
-    """The lever probe of DEVELOPMENT.md, session 11, at a tiny size: one JSON line, validation accuracies."""
+    """The lever probe of CHANGELOG.md, session 11, at a tiny size: one JSON line, validation accuracies."""
     monkeypatch.syspath_prepend(str(BENCH))
     import cifar10_levers
 

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from gtn_edu import ArchSpace, Curriculum, MetaTrainer, RealBatchLoss, Teacher, UnrolledSGD
 from gtn_edu.data import Split
-from gtn_edu.distributed import all_reduce_mean_, learner_streams, rank_and_world
+from gtn_edu.fast.distributed import all_reduce_mean_, learner_streams, rank_and_world
 
 SHAPE, K = (1, 8, 8), 4
 

@@ -16,14 +16,7 @@ from torch import nn
 from gtn_edu import ArchSpace, Curriculum, MLPLearner, Teacher, UnrolledSGD
 from gtn_edu.objective import MetaObjective
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """float64 for every tensor these tests make (finite differences need it); restored after each test."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64")  # conftest.py: float64 in every test here
 
 
 class WeightDecaySGD(UnrolledSGD):

@@ -294,7 +294,7 @@ def _same_rl(a, b):
 
 def test_rl_refuses_another_runs_folder_and_a_damaged_checkpoint(rl_whole, tmp_path, capsys):
     folder = _copy(rl_whole, tmp_path)
-    _refused(capsys, _rl(folder, "--seed", "3"), "already holds a run", "gtn-edu rl --resume --out")
+    _refused(capsys, _rl(folder, "--seed", "3"), "already holds a run", "gtn-edu rl --resume ")
     ckpt = folder / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:5000])
     _refused(capsys, main(["rl", "--resume", "--no-figures", "--out", str(folder)]), "checkpoint.pt is damaged")

@@ -232,6 +232,8 @@ def test_config_checks():
     with pytest.raises(ValueError, match="size"):
         CartPoleConfig.sized("huge")
     assert CartPoleConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match="no field.*learners_per_step"):  # unknown keys are refused, as GTNConfig's
+        CartPoleConfig.from_dict({**TINY.to_dict(), "learners_per_step": 2})
 
 
 def test_cli_tiny_run_and_resume(tmp_path, capsys):
@@ -248,3 +250,7 @@ def test_cli_tiny_run_and_resume(tmp_path, capsys):
     assert again["final"] == summary["final"]
     assert main(["rl", "--resume", "--seed", "5", "--out", str(out)]) == 2
     assert "settings it was started with" in capsys.readouterr().err
+    assert main(["rl", "--resume", str(out), "--no-figures"]) == 0  # the folder after --resume, as for train
+    assert json.loads((out / "summary.json").read_text())["final"] == summary["final"]
+    assert main(["rl", "--resume", str(out), "--out", str(tmp_path / "other")]) == 2
+    assert "name two folders" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Several learners per outer iteration (`gtn_edu.stacked`): stacked learners and shared batches.
+"""Several learners per outer iteration (`gtn_edu.fast.stacked`): stacked learners and shared batches.
 
 Stacking (k learners of one architecture trained as one, each step vmapped) must not change
 any learner's trained state or the meta-gradient of the mean meta-loss: checked in float64
@@ -10,11 +10,11 @@ teacher's forward passes counted.
 
 import pytest
 import torch
-from test_unrolled_sgd import _PerTensorSGD
 
 from gtn_edu import ArchSpace, Callback, Curriculum, MetaTrainer, RealBatchLoss, Teacher, UnrolledSGD
 from gtn_edu.data import Split
-from gtn_edu.stacked import StackedBatches, StackedLearners, same_architecture, same_batches, unroll_learners
+from gtn_edu.fast import CompiledSGD, FusedSGD, StackedSGD
+from gtn_edu.fast.stacked import StackedBatches, StackedLearners, same_architecture, same_batches, unroll_learners
 
 SHAPE, K = (1, 8, 8), 4
 SPACES = {"mlp": lambda: ArchSpace.mlp(SHAPE, K, width_range=(9, 9), max_layers=1),
@@ -49,7 +49,7 @@ def test_stacked_learners_equal_learners_trained_one_at_a_time(space, variant, m
     teacher, cur, learners, batches, real = _setup(space, variant=variant)
     assert StackedBatches(batches()).shared == (variant == "full")
     assert same_architecture(learners)
-    for cls in (UnrolledSGD, _PerTensorSGD):  # the default rule and one written per tensor
+    for cls in (FusedSGD, UnrolledSGD):  # the library's fused rule and the plain one, written per tensor
         sgd = cls(0.1, 0.6, steps=3, mode=mode).double()
         g_one, s_one = _meta_gradient(sgd, teacher, cur, learners, batches, real, stack=False)
         g_all, s_all = _meta_gradient(sgd, teacher, cur, learners, batches, real, stack=True)
@@ -78,7 +78,7 @@ def test_stacked_state_rows_and_batches():
         xj, yj = b.batch(1, b.tensors)
         assert torch.equal(x[j], xj) and torch.equal(y[j], yj)
     # the inner losses come back per learner
-    sgd = UnrolledSGD(0.1, 0.6).double()
+    sgd = StackedSGD(UnrolledSGD(0.1, 0.6).double())
     seen = []
     sgd.unroll(stacked, joined, differentiable=False, callback=lambda t, s, loss: seen.append(loss.shape))
     assert seen == [torch.Size([2])] * 3
@@ -105,8 +105,9 @@ def test_learners_of_different_architectures_are_refused_or_run_one_at_a_time():
         kept = unroll_learners(UnrolledSGD(), learners, [teacher.batches(cur)] * 2, [2], stack=True)
     assert [s[0].params["layers.0.v"].shape for s in kept] == [m.layers[0].v.shape for m in learners]
     with pytest.raises(ValueError, match="compile_step"):
-        UnrolledSGD(compile_step=True).unroll(StackedLearners([learners[0]] * 2),
-                                              StackedBatches([teacher.batches(cur)] * 2))
+        StackedSGD(CompiledSGD())
+    with pytest.raises(TypeError, match="StackedSGD"):  # the plain optimiser cannot step k learners at once
+        UnrolledSGD().unroll(StackedLearners([learners[0]] * 2), StackedBatches([teacher.batches(cur)] * 2))
 
 
 def _trainer(stack: bool) -> MetaTrainer:
@@ -141,7 +142,7 @@ def test_meta_trainer_stack_learners_gives_the_same_iteration():
     assert len(steps) == 18 and {s[1:] for s in steps} == {(0, torch.Size([K, 16]))}
     with pytest.raises(ValueError, match="compile_step"):
         MetaTrainer(Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4),
-                    Curriculum.full(3, 8, K, latent_dim=8), UnrolledSGD(compile_step=True), ArchSpace.mlp(SHAPE, K),
+                    Curriculum.full(3, 8, K, latent_dim=8), CompiledSGD(), ArchSpace.mlp(SHAPE, K),
                     lambda m, s: (m.loss(s[-1], *_toy()), {}), stack_learners=True)
 
 

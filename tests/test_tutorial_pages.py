@@ -10,6 +10,7 @@ when it is a tiny-size run, or when a code cell was not executed or shows an err
 
 from __future__ import annotations
 
+import re
 from itertools import zip_longest
 from pathlib import Path
 
@@ -70,6 +71,18 @@ def test_page_is_a_complete_run_above_tiny_size(script: Path):
         assert cell.execution_count is not None, f"code cell {i} was not executed: {_refresh(script)}"
         errors = [out for out in cell.outputs if out.output_type == "error"]
         assert not errors, f"code cell {i} shows an error ({errors[0].get('ename')}): {_refresh(script)}"
+
+
+LOCAL_PATH = re.compile(r"(?<![\w.<$])/(?:work|root|home|tmp|Users|mnt)/[\w./-]+")
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.name)
+def test_page_prints_no_folder_of_the_machine_that_ran_it(script: Path):
+    """Outputs name `<repo>/...` and `$GTN_EDU_DATA/...`, never the absolute folders of the run's machine."""
+    for i, cell in enumerate(_page(script).cells):
+        for out in cell.get("outputs", []):
+            found = LOCAL_PATH.findall(out.get("text", ""))
+            assert not found, f"code cell {i} prints {found[0]!r}: {_refresh(script)}"
 
 
 def test_a_stale_page_is_detected():

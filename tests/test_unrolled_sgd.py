@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gtn_edu import Curriculum, MLPLearner, RealData, Teacher, UnrolledSGD
+from gtn_edu.fast import FusedSGD
 from gtn_edu.teacher import TensorBatches
 
 
@@ -177,19 +178,11 @@ def test_inner_loss_can_differ_from_the_outer_loss():
     assert abs(numeric) > 1e-6 and abs(analytic - numeric) <= 1e-6 * abs(numeric)
 
 
-class _PerTensorSGD(UnrolledSGD):
-    """A subclass that writes eq. (1) per tensor, as a researcher's own rule would."""
-
-    def update(self, params, grads, momentum_buffer, lr, beta):
-        new_m = {k: beta * momentum_buffer[k] + grads[k] for k in params}
-        return {k: params[k] - lr * new_m[k] for k in params}, new_m
-
-
 @pytest.mark.parametrize("mode", ["full", "checkpoint"])
-def test_default_update_on_concatenated_vectors_equals_the_per_tensor_rule(mode):
-    """The default rule runs on one concatenated vector; a per-tensor subclass gives the same states and gradients."""
+def test_fused_update_on_concatenated_vectors_equals_the_plain_rule(mode):
+    """`gtn_edu.fast.FusedSGD` runs eq. (1) on one concatenated vector: the plain rule's states and gradients."""
     results = []
-    for cls in (UnrolledSGD, _PerTensorSGD):
+    for cls in (FusedSGD, UnrolledSGD):
         torch.manual_seed(0)
         teacher = Teacher((1, 8, 8), 2, latent_dim=4, hidden=8, channels=4, conv_channels=4).double()
         cur = Curriculum.full(3, 4, 2, latent_dim=4).double()
@@ -203,6 +196,6 @@ def test_default_update_on_concatenated_vectors_equals_the_per_tensor_rule(mode)
     (states_a, grads_a, params_a), (states_b, grads_b, params_b) = results
     for a, b in zip(states_a + list(grads_a), states_b + list(grads_b)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
-    # the default state's weights share one buffer (the concatenated path ran), the subclass's do not
+    # the fused state's weights share one buffer (the concatenated path ran), the plain rule's do not
     assert len({t.untyped_storage().data_ptr() for t in params_a}) == 1
     assert len({t.untyped_storage().data_ptr() for t in params_b}) == len(params_b)

@@ -162,7 +162,7 @@ show(data.denormalise(torch.cat([x, augment(x, rng), augment(x, rng)])),
 # * **The learners.** Table 3's learners (appendix A.2) have five convolutions, the second
 #   and fourth with stride 2, then global average pooling and the output layer. At the
 #   quick size they would be an eighth as wide, and such learners learn almost nothing in
-#   8 steps from any data (about 21% on real data, DEVELOPMENT.md), so no teacher can
+#   8 steps from any data (about 21% on real data, CHANGELOG.md, session 11), so no teacher can
 #   make a difference. The quick size uses appendix A.1's family instead, the MNIST
 #   learners (two convolutions, each max-pooled, and a hidden layer) at a quarter of their
 #   widths on 32x32 colour images (`arch="mnist"`); both arms train the same learners.
@@ -336,7 +336,7 @@ assert held["checkpoint"][-1] < held["full"][-1]
 #   and the command line's quick run (`gtn-edu train --dataset cifar10 --quick`) gave the
 #   same result on seeds 0, 1 and 2 (36% against 30%, README). That is the paper's
 #   Figure 3a claim, at a size a laptop runs.
-# * **What it took.** Three changes, each measured (DEVELOPMENT.md, "Session 11"), each
+# * **What it took.** Three changes, each measured (CHANGELOG.md, "Session 11"), each
 #   applied to both arms: learners that learn something in 8 steps (A.1's conv-pool family
 #   instead of A.2's five convolutions at an eighth of their width, which reach about 21%
 #   in 8 steps whatever the data); BatchNorm statistics of real images when scoring (with

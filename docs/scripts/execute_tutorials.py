@@ -113,9 +113,24 @@ def execute(script: Path, size: str, out: Path, dest: Path) -> Path:
         "cpu": cpu_name(),
         "threads": threads,
     }
+    without_local_paths(nb, {env["GTN_EDU_DATA"]: "$GTN_EDU_DATA", str(ROOT): "<repo>"})
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest)
     return dest
+
+
+def without_local_paths(nb, replacements: dict[str, str]) -> None:
+    """Replace this machine's folders in the notebook's text outputs (`<repo>/runs/...`, `$GTN_EDU_DATA/...`).
+
+    A stored page shows a real run, but not where it ran: a reader's folders differ. Longer
+    paths go first, so a data root inside the repository reads as `$GTN_EDU_DATA`.
+    """
+    order = sorted(replacements, key=len, reverse=True)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                for path in order:
+                    output["text"] = output["text"].replace(path, replacements[path])
 
 
 def main(argv: list[str] | None = None) -> int:

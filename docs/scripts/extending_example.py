@@ -93,8 +93,8 @@ class NesterovSGD(UnrolledSGD):
     r"""Nesterov momentum: $m \leftarrow \beta m + g$,
     $\theta \leftarrow \theta - \alpha (g + \beta m)$."""
 
-    def update(self, params, grads, momentum, lr, beta):
-        new_m = {k: beta * momentum[k] + grads[k] for k in params}
+    def update(self, params, grads, opt_state, lr, beta):  # opt_state: the momentum buffers m, by weight
+        new_m = {k: beta * opt_state[k] + grads[k] for k in params}
         new_p = {k: params[k] - lr * (grads[k] + beta * new_m[k]) for k in params}
         return new_p, new_m
 # --8<-- [end:sgd]

@@ -1,7 +1,7 @@
 """`gtn-edu rl`: meta-train a CartPole GTN, score fresh one-step policies, run the A2C control.
 
     gtn-edu rl --quick --out runs/cartpole          # 2-core CPU: under 2 minutes
-    gtn-edu rl --resume --out runs/cartpole         # continue an interrupted run exactly
+    gtn-edu rl --resume runs/cartpole               # continue an interrupted run exactly
 
 Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` and
 `episode.png` into `--out`.
@@ -43,8 +43,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     size.add_argument("--paper", dest="size", action="store_const", const="paper",
                       help="longer: 1000 outer iterations of 64 episodes, no weight norm")
     p.add_argument("--out", default="runs/cartpole", help="the run folder")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint, with the settings it was started with")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_FOLDER",
+                   help="continue the run in this folder (as `gtn-edu train --resume`; alone: the --out folder) "
+                        "from its checkpoint, with the settings it was started with")
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N", help="outer iterations between checkpoints")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (no matplotlib needed)")
     for name, typ in _OPTIONS.items():
@@ -52,6 +53,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        help=f"CartPoleConfig.{name} (default: the size's)")
     p.set_defaults(size=None)
     return p
+
+
+def _resume_folder(args: argparse.Namespace) -> None:
+    """`--resume DIR` names the run folder, as for `gtn-edu train`; `--resume --out DIR` still works."""
+    if isinstance(args.resume, str):
+        if args.out not in (None, "runs/cartpole", args.resume):
+            raise ValueError(f"--resume {args.resume} and --out {args.out} name two folders; give one")
+        args.out = args.resume
+    args.resume = args.resume is not None
 
 
 def _config(args: argparse.Namespace) -> CartPoleConfig:
@@ -66,7 +76,7 @@ def _config(args: argparse.Namespace) -> CartPoleConfig:
         raise ValueError(f"--resume: no checkpoint.pt in {args.out}; give the --out folder of the run to continue")
     try:
         cfg = CartPoleConfig.from_dict(read_checkpoint(ckpt)["config"])
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise CheckpointError(f"{ckpt} holds no valid CartPole config ({err}); start a new run") from None
     said = differences(cfg.to_dict(), given) + ([f"--{args.size}"] if args.size else [])
     if said:
@@ -81,11 +91,12 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be an integer >= 0, got {args.checkpoint_every}")
+    _resume_folder(args)
     cfg = _config(args)
     check_device(cfg.device)
     out = writable_folder(args.out)
     if not args.resume:
-        refuse_other_run(out, f"gtn-edu rl --resume --out {out}")
+        refuse_other_run(out, f"gtn-edu rl --resume {out}")
     for stale in remove_stale_temporaries(out):
         print(f"removed {stale}, left by a checkpoint write that was cut short")
     print(f"CartPole GTN: {cfg.outer_steps} outer iterations of {cfg.num_envs} episodes (cap {cfg.max_steps}), "

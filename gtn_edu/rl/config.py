@@ -4,7 +4,7 @@ What appendix H states is the default: a batch of 512 generated pairs, ONE inner
 policies and critic with one hidden layer of 64 tanh units, episodes of at most 200 steps,
 the A2C meta-objective. The paper does not give the rest (outer learning rate, number of
 outer iterations, episodes per iteration, generator size); the defaults below are this
-library's, chosen on a 2-core CPU (DEVELOPMENT.md, "Session 7"). `SIZES` shrink or grow the
+library's, chosen on a 2-core CPU (CHANGELOG.md, "Session 7", CartPole). `SIZES` shrink or grow the
 run: `tiny` (seconds, for CI), `quick` (the CPU run of the tutorial), `paper` (longer, with
 more episodes per outer iteration and no weight normalisation, as the paper ran it).
 """
@@ -106,9 +106,12 @@ class CartPoleConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CartPoleConfig:
-        """A config from `asdict` output (a checkpoint's), ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """A config from `asdict` output (a checkpoint's); ValueError naming any key it does not know."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"CartPoleConfig has no field(s) {', '.join(unknown)}; a config from another "
+                             "version or another task? (GTNConfig.from_dict refuses unknown keys the same way)")
+        return cls(**d)
 
     def to_dict(self) -> dict:
         """`asdict(self)`: JSON-able, what checkpoints store."""

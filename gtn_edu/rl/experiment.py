@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..fast import FusedSGD
 from ..meta import Callback, MetaTrainer
 from ..seeding import derive_seed
 from ..unrolled import UnrolledSGD
@@ -77,7 +78,7 @@ def build_cartpole(cfg: CartPoleConfig, *, log_path: str | Path | None = None, p
         objective = A2CObjective(cfg.num_envs, cfg.max_steps, gamma=cfg.gamma, normalize=cfg.normalize,
                                  value_hidden=cfg.policy_hidden, value_lr=cfg.value_lr, value_steps=cfg.value_steps)
     teacher, curriculum, objective = teacher.to(device), curriculum.to(device), objective.to(device)
-    sgd = UnrolledSGD(cfg.init_lr, cfg.init_momentum, mode="full").to(device)
+    sgd = FusedSGD(cfg.init_lr, cfg.init_momentum, mode="full").to(device)  # eq. (1) on concatenated vectors
     space = PolicySpace((cfg.policy_hidden, cfg.policy_hidden))
     trainer = MetaTrainer(teacher, curriculum, sgd, space, objective, outer_lr=cfg.outer_lr,
                           lr_schedule=cfg.lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,

@@ -30,17 +30,18 @@ STATE_DIM, NUM_ACTIONS = 4, 2
 
 
 class PolicyLearner(MLPLearner):
-    """A CartPole policy: state (4) -> tanh hidden layer -> 2 action scores; no BatchNorm, no weight norm.
+    """A CartPole policy: state (4) -> tanh hidden layer(s) -> 2 action scores; no BatchNorm, no weight norm.
 
     The paper's CartPole learners predate weight normalisation in GTN and have none. The
     weights start from Kaiming-normal draws and zero biases (`WNLinear`'s initialisation).
 
     Args:
-        hidden: width of the hidden layer (the paper: 64).
+        hidden: width of the hidden layer (the paper: 64), or the widths of several.
     """
 
-    def __init__(self, hidden: int = 64) -> None:
-        super().__init__((STATE_DIM,), NUM_ACTIONS, (hidden,), batch_norm=False, weight_norm=False,
+    def __init__(self, hidden: int | tuple[int, ...] = 64) -> None:
+        widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        super().__init__((STATE_DIM,), NUM_ACTIONS, widths, batch_norm=False, weight_norm=False,
                          activation=torch.tanh)
 
     def inner_loss(self, output: Tensor, target: Tensor) -> Tensor:
