@@ -114,3 +114,21 @@ def test_shipped_cifar10_data_loads_and_teaches(data_root):
     res = few_step_accuracy(data.teacher(), data.curriculum(), data.sgd(), build_arch_space(cfg, ds.image_shape),
                             ds.test, n_learners=2, seed=cfg.seed, bn_images=ds.train.x[:512])
     assert res.mean > 0.28  # 2 of the 10 learners export scored (36.1% +- 2.7 over 10)
+
+
+def test_shipped_mnist_data_loads_and_teaches(mnist):
+    """The package's MNIST quick data (float16, 0.3 MB): what it teaches 2 fresh learners of the quick space."""
+    from gtn_edu import MNISTConfig
+    from gtn_edu.config import quick
+    from gtn_edu.experiment import build_arch_space
+    from gtn_edu.export import SHIPPED, shipped
+
+    assert (SHIPPED / "mnist_quick.npz").stat().st_size <= 2 * 2**20
+    data = shipped("mnist")
+    assert data.x.shape == (4, 70, 1, 28, 28) and data.meta["dataset"] == "mnist"
+    assert data.meta["few_step_accuracy"]["mean"] > 0.88  # export's 10 learners (real data at these steps: 81.5%)
+    cfg = quick(MNISTConfig())
+    res = few_step_accuracy(data.teacher(), data.curriculum(), data.sgd(), build_arch_space(cfg, mnist.image_shape),
+                            mnist.test, n_learners=2, seed=cfg.seed)
+    # the same 2 learners on the same data: equal up to float rounding of another thread count or CPU (1 image here)
+    assert res.accuracies == pytest.approx(data.meta["few_step_accuracy"]["accuracies"][:2], abs=0.005)
