@@ -81,10 +81,11 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "cartpole_architectures" + ("_smoke" if args.plan == "smoke" else "")
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    means = [r["policy_means"] for r in rows]
-    ax.boxplot(means, orientation="horizontal", tick_labels=[r["name"] for r in rows])
-    ax.set_xlabel(f"return after one SGD step on the GTN's data (per policy, {plan['episodes']} episodes)")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    shown = rows[::-1]  # the first row on top
+    ax.boxplot([r["policy_means"] for r in shown], orientation="horizontal",
+               tick_labels=[r["name"] + (" (meta-trained on)" if r["trained_on"] else "") for r in shown])
+    ax.set_xlabel(f"mean return of each fresh policy after ONE SGD step ({plan['episodes']} greedy episodes)")
     ax.axvline(cfg.max_steps, color="0.7", lw=0.8)
     fig.tight_layout()
     fig.savefig(args.out / f"{stem}.png", dpi=110)

@@ -241,6 +241,14 @@ plt.show()
 #   tens of radians a second), and the targets do not read as "the right action here".
 #   The pairs are chosen for what one gradient step on them does to a random network
 #   near the upright pole, like the paper's unrealistic GTN images (its Figure 3b).
+# * Other architectures: the paper says its RL data "has not yet been shown to work with
+#   different architectures". `benchmarks/cartpole_architectures.py --quick` gives this
+#   quick GTN's pairs (meta-trained on 64-unit policies, seed 0) to fresh policies of other
+#   shapes, one SGD step each (20 policies x 10 greedy episodes, 2026-12-03, AMD CPU):
+#   64 units 185.6, 128 units 197.1, 256 units 199.8, 32 units 165.6, 16 units 138.0; two
+#   64-unit layers 181.7, three 142.6; two 16-unit layers 101.1. Wider policies learn more
+#   from the same step, narrower and deeper ones less: the data carries over, not evenly
+#   (the benchmarks page, "E. CartPole", has the table and the spread).
 #
 # **Exercises.**
 #
