@@ -199,3 +199,17 @@ def test_fused_update_on_concatenated_vectors_equals_the_plain_rule(mode):
     # the fused state's weights share one buffer (the concatenated path ran), the plain rule's do not
     assert len({t.untyped_storage().data_ptr() for t in params_a}) == 1
     assert len({t.untyped_storage().data_ptr() for t in params_b}) == len(params_b)
+
+
+def test_speed_paths_keep_the_plain_rule_s_fingerprint():
+    """FusedSGD and CompiledSGD are UnrolledSGD run faster: NAS caches keyed by `fingerprint` stay valid; a rule
+    of one's own (even a subclass of FusedSGD) gets its own key."""
+    from gtn_edu.data import fingerprint
+    from gtn_edu.fast import CompiledSGD
+
+    class Other(FusedSGD):
+        pass
+
+    keys = {cls.__name__: fingerprint(cls(0.1, 0.6, steps=3)) for cls in (UnrolledSGD, FusedSGD, CompiledSGD, Other)}
+    assert keys["UnrolledSGD"] == keys["FusedSGD"] == keys["CompiledSGD"] != keys["Other"]
+    assert fingerprint(UnrolledSGD(0.1, 0.6, steps=3)) != fingerprint(UnrolledSGD(0.2, 0.6, steps=3))

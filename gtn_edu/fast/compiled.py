@@ -114,6 +114,7 @@ class CompiledSGD(FusedSGD):
 
     compile_step = True
     learner_step = _compiled_learner_step
+    fingerprint_name = "UnrolledSGD"  # the same rule, compiled: cache keys as for the plain one
 
 
 def compile_steps(sgd, *, deprecated_switch: bool = False):

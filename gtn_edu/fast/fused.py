@@ -27,6 +27,8 @@ __all__ = ["FusedSGD"]
 class FusedSGD(UnrolledSGD):
     """`UnrolledSGD` whose update runs on concatenated vectors (same arguments, same state)."""
 
+    fingerprint_name = "UnrolledSGD"  # the same rule: evaluation caches keyed by `data.fingerprint` stay valid
+
     def update(self, params: dict[str, Tensor], grads: dict[str, Tensor], opt_state: dict[str, Tensor],
                lr: Tensor, beta: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Eq. (1) on one vector per dict; the plain rule where the tensors cannot be joined (`_joinable`)."""
