@@ -118,7 +118,7 @@ class SyntheticData:
 
 
 class ScheduledSGD(UnrolledSGD):
-    """Eq. (1) on a stored schedule: step t uses exactly the stored $\alpha_t$ and $\beta_t$ (nothing learned)."""
+    r"""Eq. (1) on a stored schedule: step t uses exactly the stored $\alpha_t$ and $\beta_t$ (nothing learned)."""
 
     def __init__(self, lr: Tensor, momentum: Tensor, *, mode: str = "checkpoint") -> None:
         super().__init__(steps=len(lr), mode=mode, learn=False)
