@@ -38,8 +38,7 @@ from .unrolled import UnrolledSGD
 __all__ = ["SyntheticData", "SyntheticDataset", "SyntheticTeacher", "ScheduledSGD", "export_arm", "export_run",
            "save_synthetic", "load_synthetic", "shipped", "FORMAT"]
 
-FORMAT = "gtn_edu.synthetic/1"
-"""The `format` field of an exported file's metadata."""
+FORMAT = "gtn_edu.synthetic/1"  # the `format` field of an exported file's metadata
 
 
 class SyntheticTeacher(BaseTeacher):
@@ -220,10 +219,11 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     from .viz import save_image_grid
 
     run_dir = Path(run_dir)
-    ckpt = run_dir / "gtn_checkpoint.pt"
-    if not ckpt.exists():
-        raise FileNotFoundError(f"{run_dir} holds no gtn_checkpoint.pt: export the folder of a `gtn-edu train` run "
-                                "that trained the GTN arm")
+    ckpt, missing = run_dir / "gtn_checkpoint.pt", [f for f in ("gtn_checkpoint.pt", "run.json")
+                                                    if not (run_dir / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir} holds no {' and no '.join(missing)}: export the folder of a `gtn-edu "
+                                "train` run that trained the GTN arm")
     cfg = GTNConfig.from_dict(read_manifest(run_dir)["config"])
     data = load_dataset(cfg.dataset, data_root, download=False)
     arm = load_arm("gtn", ckpt, data, cfg)
