@@ -130,5 +130,6 @@ def test_shipped_mnist_data_loads_and_teaches(mnist):
     cfg = quick(MNISTConfig())
     res = few_step_accuracy(data.teacher(), data.curriculum(), data.sgd(), build_arch_space(cfg, mnist.image_shape),
                             mnist.test, n_learners=2, seed=cfg.seed)
-    # the same 2 learners on the same data: equal up to float rounding of another thread count or CPU (1 image here)
-    assert res.accuracies == pytest.approx(data.meta["few_step_accuracy"]["accuracies"][:2], abs=0.005)
+    # The same 2 learners on the same data: equal up to the float rounding of another thread count or CPU kind.
+    # Measured on AMD only: 1 of 10000 images between 1 and 2 threads; the bar allows 100 (Intel is unmeasured).
+    assert res.accuracies == pytest.approx(data.meta["few_step_accuracy"]["accuracies"][:2], abs=0.01)
