@@ -1,4 +1,4 @@
-"""Configurations with the paper's defaults (Tables 2 and 3), and the quick CPU variants.
+"""Configurations with the paper's defaults (Tables 2 and 3); the CPU sizes are in `gtn_edu.sizes`.
 
 A config is a plain dataclass that validates itself when it is made (so
 `dataclasses.replace` checks variants too): the CLI builds its options from the fields, a
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
+from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
 
 __all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate", "config_for", "NUM_CLASSES",
            "QUICK_CHANGES", "CIFAR_QUICK_CHANGES"]
@@ -167,6 +168,13 @@ class GTNConfig:
             d["adam_betas"] = tuple(d["adam_betas"])
         return cls(**d)
 
+    @classmethod
+    def sized(cls, size: str, dataset: str = "mnist", **changes) -> GTNConfig:
+        """The config of run size "tiny", "quick" or "paper" for `dataset`, `changes` on top (`gtn_edu.sizes`)."""
+        from .sizes import sized
+
+        return sized(size, dataset, **changes)
+
 
 def MNISTConfig(**overrides) -> GTNConfig:  # noqa: N802 - reads like a class, as in the paper's tables
     """Table 2 (MNIST) with optional overrides."""
@@ -178,61 +186,6 @@ def CIFARConfig(**overrides) -> GTNConfig:  # noqa: N802
     base = GTNConfig(dataset="cifar10", inner_steps=128, outer_batch=256, outer_lr=0.002,
                      adam_betas=(0.9, 0.9), adam_eps=1e-5, arch="cifar", meta_loss_every=16, augment=True)
     return replace(base, **overrides)
-
-
-QUICK_CHANGES = dict(
-    inner_steps=4, inner_batch=70, outer_batch=200, outer_steps=400, outer_lr=0.03, init_lr=0.1, per_step_hyper=True,
-    teacher_hidden=256, teacher_channels=32, teacher_conv_channels=32, meta_loss_every=0, arch_scale=0.25,
-    mode="full", eval_learners=10, outer_lr_schedule="cosine")
-"""What `--quick` changes from Table 2 (MNIST, Fashion-MNIST), so a 2-core CPU finishes in under 10 minutes.
-
-T=4 steps of batch 70 (Table 2: 32 of 128), a generator with a 256-unit FC layer and
-32-channel maps, learners with a quarter of appendix A.1's conv widths, per-step lr and
-momentum, 400 outer iterations with Adam's learning rate 0.03 (Table 2: 0.01) annealed
-along a cosine. Why (2 cores, test accuracy of 10 fresh learners, CHANGELOG.md, session 8):
-at T=16 an outer iteration cost 3.2 s, 200 of them took 11 minutes and left the GTN level
-with tuned real data (mean of 3 seeds: 93.06% against 93.07%); T=8 (2 s an iteration, 200
-iterations) won on one seed of three and lost on two. With 4 steps an iteration costs
-about 1 s, and the few-step regime, where the paper finds a GTN most useful, separates
-the two: GTN 89.3 to 90.6% against tuned real data's 81.1 to 81.7% on three seeds (every one
-of the 30 learners scored higher on GTN data), the whole command in 7 minutes.
-"""
-
-CIFAR_QUICK_CHANGES = dict(
-    inner_steps=8, inner_batch=50, outer_batch=200, outer_steps=400, outer_lr=0.01, hyper_lr=0.03,
-    adam_betas=(0.9, 0.999), adam_eps=1e-8, init_lr=0.2, per_step_hyper=True, teacher_hidden=256,
-    teacher_channels=32, teacher_conv_channels=32, meta_loss_every=0, arch="mnist", arch_scale=0.25,
-    bn_stats="real", mode="full", eval_learners=10, outer_lr_schedule="cosine")
-"""What `--quick` changes from Table 3 (CIFAR-10), so a 2-core CPU finishes within 20 minutes.
-
-T=8 steps of batch 50 (Table 3: 128 of 128) with the MNIST quick generator, 400 outer
-iterations. Three changes made the GTN beat tuned real data at this size (measured on the
-validation split, CHANGELOG.md "Session 11"; both arms get each of them):
-
-* learners: appendix A.1's conv-pool family (two convs, each max-pooled, a hidden FC
-  layer) at a quarter of its widths, on 32x32x3 images. Appendix A.2's learners (five
-  convs, global average pooling) at an eighth or a quarter of their widths learn too
-  little in 8 steps from any data (about 21% on real data) for a teacher to matter;
-* BatchNorm statistics of real images when scoring (`bn_stats="real"`), instead of the
-  last synthetic batch's, which real images do not match;
-* Adam at lr 0.01 with betas (0.9, 0.999) (Table 3: 0.002, (0.9, 0.9); with 0.002 the
-  generator's weights move about 0.25 in 250 iterations), and the inner lr and momentum
-  at their own Adam rate 0.03 (`hyper_lr`; with the outer rate they stayed where they
-  started), annealed along a cosine.
-
-The inner lr starts at 0.2 (8 steps of real data trained these learners best at 0.1 to
-0.3) and is learned from there.
-"""
-
-_QUICK = {"mnist": QUICK_CHANGES, "fashion-mnist": QUICK_CHANGES, "cifar10": CIFAR_QUICK_CHANGES}
-
-
-def quick(cfg: GTNConfig) -> GTNConfig:
-    """The CPU-sized variant of `cfg`: `QUICK_CHANGES` (MNIST, Fashion-MNIST) or
-    `CIFAR_QUICK_CHANGES` (CIFAR-10, which also changes the learner space, Adam's settings
-    and the BatchNorm statistics of scoring) applied to it; the rest of `cfg` (dataset,
-    augmentation, ...) stays."""
-    return replace(cfg, **_QUICK[cfg.dataset])
 
 
 def validate(cfg: GTNConfig) -> GTNConfig:

@@ -41,6 +41,32 @@ def test_cifar_quick_shrinks_table_3_with_its_own_changes():
     assert quick(MNISTConfig(dataset="fashion-mnist")).inner_steps == QUICK_CHANGES["inner_steps"]
 
 
+def test_one_call_picks_a_run_size():
+    """`GTNConfig.sized` is what the tutorials' old switches built, for every size and both datasets."""
+    from gtn_edu.config import CIFARConfig
+    from gtn_edu.sizes import device_for
+
+    tiny = dict(inner_steps=4, inner_batch=20, outer_batch=32, outer_steps=3, init_lr=0.1, per_step_hyper=True,
+                latent_dim=16, teacher_hidden=32, teacher_channels=8, teacher_conv_channels=8, mode="full",
+                eval_learners=2)
+    assert GTNConfig.sized("tiny", "mnist") == MNISTConfig(**tiny, arch_scale=0.125)
+    assert GTNConfig.sized("tiny", "cifar10") == CIFARConfig(**tiny, arch="mnist", arch_scale=0.0625, bn_stats="real")
+    assert GTNConfig.sized("quick") == quick(MNISTConfig())
+    assert GTNConfig.sized("quick", "cifar10") == quick(CIFARConfig())
+    assert GTNConfig.sized("paper", "cifar10") == CIFARConfig()
+    assert GTNConfig.sized("quick", "fashion-mnist", seed=3) == quick(MNISTConfig(dataset="fashion-mnist", seed=3))
+    with pytest.raises(ValueError, match="unknown size 'huge'; choose one of"):
+        GTNConfig.sized("huge")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        GTNConfig.sized("quick", "svhn")
+    assert device_for("tiny") == device_for("quick") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="paper size needs a GPU.*quick size on a CPU"):
+            device_for("paper")
+    with pytest.raises(ValueError, match="unknown size"):
+        device_for("medium")
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("inner_steps", 0, "inner_steps must be a positive integer"),
     ("inner_steps", -3, "inner_steps must be a positive integer"),

@@ -31,8 +31,8 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, well under a minute (tests, CI) |
-# | `quick` (default) | `quick(MNISTConfig())`, as `--quick` | 2-core CPU: 10 to 15 minutes (see the note above) |
-# | `paper` | `MNISTConfig()`: Table 2, T=32, 2000 outer iterations | one GPU (`cuda`), about 1 h per arm |
+# | `quick` (default) | the settings of `--quick` | 2-core CPU: 10 to 15 minutes (see the note above) |
+# | `paper` | Table 2, T=32, 2000 outer iterations | one GPU (`cuda`), about 1 h per arm |
 #
 # Run it as a script (`GTN_EDU_TUTORIAL_SIZE=quick python tutorials/01_mnist.py`), or turn
 # it into a notebook with `jupytext --to ipynb tutorials/01_mnist.py`. The script:
@@ -60,15 +60,14 @@ from gtn_edu import (
     Curriculum,
     DataNotFoundError,
     GTNConfig,
-    MNISTConfig,
     Split,
     UnrolledSGD,
     accuracy_per_step,
     few_step_accuracy,
     load_dataset,
 )
-from gtn_edu.config import quick
 from gtn_edu.experiment import build_arm
+from gtn_edu.sizes import device_for
 from gtn_edu.viz import curriculum_images, save_image_grid
 
 # %% [markdown]
@@ -77,23 +76,8 @@ from gtn_edu.viz import curriculum_images, save_image_grid
 
 # %%
 SIZE = os.environ.get("GTN_EDU_TUTORIAL_SIZE", "quick")
-if SIZE == "tiny":
-    cfg = MNISTConfig(inner_steps=4, inner_batch=20, outer_batch=32, outer_steps=3,
-                      init_lr=0.1, per_step_hyper=True, latent_dim=16, teacher_hidden=32,
-                      teacher_channels=8, teacher_conv_channels=8, arch_scale=0.125,
-                      mode="full", eval_learners=2)
-    device = "cpu"
-elif SIZE == "quick":
-    cfg = quick(MNISTConfig())  # T=4, smaller generator and learners, 400 outer iterations
-    device = "cpu"
-elif SIZE == "paper":
-    cfg = MNISTConfig()         # Table 2 of the paper
-    device = "cuda"
-    if not torch.cuda.is_available():
-        raise RuntimeError("GTN_EDU_TUTORIAL_SIZE=paper needs a GPU (CUDA is not available); "
-                           "use GTN_EDU_TUTORIAL_SIZE=quick on a CPU.")
-else:
-    raise ValueError(f"GTN_EDU_TUTORIAL_SIZE must be tiny, quick or paper, got {SIZE!r}")
+cfg = GTNConfig.sized(SIZE, "mnist")  # one call picks the size (gtn_edu.sizes)
+device = device_for(SIZE)  # "cpu"; "cuda" for paper (without a GPU: an error naming the fix)
 
 torch.manual_seed(cfg.seed)
 OUT = Path(os.environ.get("GTN_EDU_TUTORIAL_OUT", "runs/tutorials")) / "01_mnist" / SIZE

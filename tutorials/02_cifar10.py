@@ -33,8 +33,8 @@
 # | size | what it runs | where, how long |
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, under a minute (tests, CI) |
-# | `quick` (default) | `quick(CIFARConfig())`, as `--quick` | 2-core CPU: untimed alone (this page: 62 min, shared) |
-# | `paper` | `CIFARConfig()`: Table 3, T=128, checkpointed, 2000 outer iterations | one GPU (`cuda`), hours |
+# | `quick` (default) | the settings of `--quick` | 2-core CPU: untimed alone (this page: 62 min, shared) |
+# | `paper` | Table 3, T=128, checkpointed, 2000 outer iterations | one GPU (`cuda`), hours |
 #
 # CIFAR-10 is read from the folder in `GTN_EDU_DATA` (torchvision layout: it holds
 # `cifar-10-batches-py/`). Offline, a partial copy (`cifar-10-batches-py-partial/`, 4000
@@ -56,8 +56,8 @@ from torchvision.utils import make_grid
 import gtn_edu
 from gtn_edu import (
     ArchSpace,
-    CIFARConfig,
     DataNotFoundError,
+    GTNConfig,
     Split,
     UnrolledSGD,
     accuracy_per_step,
@@ -65,31 +65,17 @@ from gtn_edu import (
     load_dataset,
 )
 from gtn_edu.augment import RandomCropFlip
-from gtn_edu.config import CIFAR_QUICK_CHANGES, quick
+from gtn_edu.config import CIFAR_QUICK_CHANGES
 from gtn_edu.evaluate import bn_images_for
 from gtn_edu.experiment import build_arm
+from gtn_edu.sizes import device_for
 from gtn_edu.teacher import TensorBatches
 from gtn_edu.viz import class_images, save_image_grid
 
 # %%
 SIZE = os.environ.get("GTN_EDU_TUTORIAL_SIZE", "quick")
-if SIZE == "tiny":
-    cfg = CIFARConfig(inner_steps=4, inner_batch=20, outer_batch=32, outer_steps=3, init_lr=0.1,
-                      per_step_hyper=True, latent_dim=16, teacher_hidden=32, teacher_channels=8,
-                      teacher_conv_channels=8, arch="mnist", arch_scale=0.0625, bn_stats="real",
-                      mode="full", eval_learners=2)
-    device = "cpu"
-elif SIZE == "quick":
-    cfg = quick(CIFARConfig())  # see CIFAR_QUICK_CHANGES, printed below
-    device = "cpu"
-elif SIZE == "paper":
-    cfg = CIFARConfig()         # Table 3 of the paper
-    device = "cuda"
-    if not torch.cuda.is_available():
-        raise RuntimeError("GTN_EDU_TUTORIAL_SIZE=paper needs a GPU (CUDA is not available); "
-                           "use GTN_EDU_TUTORIAL_SIZE=quick on a CPU.")
-else:
-    raise ValueError(f"GTN_EDU_TUTORIAL_SIZE must be tiny, quick or paper, got {SIZE!r}")
+cfg = GTNConfig.sized(SIZE, "cifar10")  # one call picks the size (gtn_edu.sizes)
+device = device_for(SIZE)  # "cpu"; "cuda" for paper (without a GPU: an error naming the fix)
 
 OUT = Path(os.environ.get("GTN_EDU_TUTORIAL_OUT", "runs/tutorials")) / "02_cifar10" / SIZE
 OUT.mkdir(parents=True, exist_ok=True)
