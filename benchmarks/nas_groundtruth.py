@@ -58,7 +58,8 @@ import torch
 from report import DOCS_FIGURES, REPO, environment, write_json
 
 from gtn_edu.data import Split, load_dataset
-from gtn_edu.nas import CellSpace, EpochsEvaluation, NASEvaluator, Result, canonical, sample_specs, seed_to_seed
+from gtn_edu.nas import CellSpace, EpochsEvaluation, NASEvaluator, sample_specs, seed_to_seed
+from gtn_edu.nas.evaluator import Result, canonical
 from gtn_edu.nas.groundtruth import TABLES
 
 SMOKE = dict(n=3, seeds=[0, 1], epochs=1, filters=4, cells_per_stage=1, num_nodes=2, train_images=64,

@@ -48,7 +48,8 @@ from report import DOCS_FIGURES, REPO, environment, update_docs, write_json
 from gtn_edu import load_dataset
 from gtn_edu.evaluate import BN_IMAGES
 from gtn_edu.experiment import load_arm
-from gtn_edu.nas import GroundTruth, GTNEvaluation, NASEvaluator, RealDataEvaluation, canonical, paired_bootstrap
+from gtn_edu.nas import GroundTruth, GTNEvaluation, NASEvaluator, RealDataEvaluation, paired_bootstrap
+from gtn_edu.nas.evaluator import canonical
 from gtn_edu.nas.stats import bootstrap_ci
 
 BASELINE = DOCS_FIGURES / "repro_nas_quick.json"

@@ -29,6 +29,7 @@ import torch
 from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
 
 from gtn_edu.rl import CartPoleConfig, build_cartpole, run_cartpole
+from gtn_edu.rl.config import new_names
 from gtn_edu.rl.plots import plot_figure8, plot_pairs
 
 PLANS = {"smoke": "tiny", "quick": "quick", "paper": "paper"}
@@ -41,14 +42,14 @@ def _steps(x) -> str:
 
 def fragment(res: dict, stem: str) -> str:
     """The markdown the benchmarks page shows for one run of this script."""
-    env, cfg = res["env"], res["config"]
+    env, cfg = res["env"], new_names(res["config"], warn=False)  # a JSON stored before issue 24's renames too
     lines = [
         f"Measured on {env['device_label']}, torch {env['torch']}, gymnasium {res['gymnasium']}, commit "
         f"{env['commit']}, {env['date']}; plan `{res['plan']}`, {res['seconds'] / 60:.1f} min for "
         f"{len(res['seeds'])} seeds run one after the other. Settings: {cfg['outer_steps']} outer iterations, "
-        f"{cfg['learners']} fresh policy x {cfg['num_envs']} sampled episodes each per iteration, one inner SGD "
-        f"step on {cfg['inner_batch']} generated pairs, episodes capped at {cfg['max_steps']} steps; scored by "
-        f"{cfg['eval_policies']} fresh policies x {cfg['eval_episodes']} greedy episodes. A2C control: "
+        f"{cfg['learners_per_step']} fresh policy x {cfg['num_envs']} sampled episodes each per iteration, one "
+        f"inner SGD step on {cfg['inner_batch']} generated pairs, episodes capped at {cfg['max_steps']} steps; "
+        f"scored by {cfg['eval_learners']} fresh policies x {cfg['eval_episodes']} greedy episodes. A2C control: "
         f"{cfg['a2c_env_steps']:,} environment steps, {cfg['num_envs']} episodes an update. "
         f"Target return: {res['target']:.0f}.",
         "",
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
               for c in res["curves"].values()]
     first_seed = res["seeds"][0]["seed"]
     first = build_cartpole(CartPoleConfig.from_dict({**res["config"], "seed": first_seed}), progress=False)
-    first.trainer.load(runs / f"seed{first_seed}" / "checkpoint.pt")
+    first.load(runs / f"seed{first_seed}" / "checkpoint.pt")
     plt = pyplot()
     figures = {"fig8": plot_figure8(curves), "pairs": plot_pairs(first.teacher, first.curriculum)}
     for suffix, fig in figures.items():

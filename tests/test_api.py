@@ -1,8 +1,12 @@
 """The public API reads well: docstrings render as written."""
 
+import importlib
 import inspect
 
+import pytest
+
 import gtn_edu
+import gtn_edu.nas as nas
 
 
 def _docstrings():
@@ -32,3 +36,36 @@ def test_import_paths_of_gtn_edu_0_1_still_work():
     state = LearnerState({}, {"w": 1}, {})
     assert state.momentum is state.momentum_buffer  # the old field name reads the buffer
     assert all(callable(x) for x in (Callback, MetaLossDivergedError, MetaTrainer))
+
+
+NAS_API = {
+    "OPERATIONS", "PAPER_OPERATIONS", "register_operation", "ConvBN", "Genotype", "CellNetwork", "CellSpace",
+    "NASConfig", "FINAL_CHANGES", "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation",
+    "SynFlowEvaluation", "NASWOTEvaluation", "NASEvaluator", "sample_specs", "random_search", "compare_searches",
+    "simulate_searches", "truth_table", "GroundTruth", "PROXY_SEEDS", "score_architectures", "mean_over_seeds",
+    "proxy_table", "markdown_table", "rank_correlations", "paired_bootstrap", "seed_to_seed", "plot_cell",
+    "plot_proxies", "plot_searches",
+}
+"""What `gtn_edu.nas` exports (issue 24, item 5): what tutorial 3, the docs and a search need."""
+
+
+def test_nas_exports_the_user_api_only():
+    assert len(nas.__all__) == len(NAS_API) and set(nas.__all__) == NAS_API
+    assert all(hasattr(nas, name) for name in nas.__all__)
+    assert not set(nas.MOVED) & NAS_API
+    in_namespace = {name for name in vars(nas) if not name.startswith("_")}
+    assert not set(nas.MOVED) & in_namespace  # the helpers are not in the package's namespace
+
+
+def test_nas_helpers_still_import_with_a_warning():
+    """`from gtn_edu.nas import canonical` (etc.) worked before issue 24 and still does, naming the module."""
+    assert {"canonical", "fingerprint", "Result", "top_half"} <= set(nas.MOVED)
+    for name, module in nas.MOVED.items():
+        scope = {}
+        with pytest.warns(DeprecationWarning, match=f"from {module} import {name}"):
+            exec(f"from gtn_edu.nas import {name} as got", scope)
+        assert scope["got"] is getattr(importlib.import_module(module), name)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        nas.no_such_name  # noqa: B018
+    with pytest.raises(ImportError):
+        exec("from gtn_edu.nas import no_such_name", {})

@@ -44,7 +44,7 @@ def _train_cases():
 
 
 RL_CASES = (
-    [([flag, v], v) for flag in ("--outer-steps", "--num-envs", "--max-steps", "--eval-policies")
+    [([flag, v], v) for flag in ("--outer-steps", "--num-envs", "--max-steps", "--eval-learners")
      for v in ("0", "-1", "abc", "2.5")]
     + [(["--outer-lr", v], v) for v in ("0", "-1", "nan", "inf", "abc")]
     + [([flag, "-1"], "-1") for flag in ("--a2c-env-steps", "--seed", "--checkpoint-every")]

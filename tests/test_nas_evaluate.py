@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from gtn_edu import Curriculum, Dataset, Split, Teacher, UnrolledSGD
+from gtn_edu.data import fingerprint
 from gtn_edu.learner import LearnerState
 from gtn_edu.nas import (
     CellSpace,
@@ -20,9 +21,8 @@ from gtn_edu.nas import (
     NASWOTEvaluation,
     RealDataEvaluation,
     SynFlowEvaluation,
-    canonical,
-    fingerprint,
 )
+from gtn_edu.nas.evaluator import canonical
 from gtn_edu.nn import LearnerBatchNorm
 
 SHAPE = (3, 8, 8)

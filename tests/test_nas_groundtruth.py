@@ -9,7 +9,6 @@ import pytest
 from gtn_edu.nas import (
     CellSpace,
     GroundTruth,
-    Result,
     markdown_table,
     plot_cell,
     plot_proxies,
@@ -18,6 +17,7 @@ from gtn_edu.nas import (
     sample_specs,
     simulate_searches,
 )
+from gtn_edu.nas.evaluator import Result
 from gtn_edu.nas.groundtruth import TABLES
 
 matplotlib.use("Agg")

@@ -17,12 +17,11 @@ from gtn_edu.nas import (
     Evaluation,
     GroundTruth,
     NASEvaluator,
-    Result,
-    canonical,
     mean_over_seeds,
     sample_specs,
     score_architectures,
 )
+from gtn_edu.nas.evaluator import Result, canonical
 from gtn_edu.nas.groundtruth import TABLES
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -187,7 +188,7 @@ def test_meta_training_improves_one_step_policies():
     trained, untrained = [], []
     for seed in (0, 1, 2):
         cfg = CartPoleConfig.sized("tiny", seed=seed, outer_steps=40, num_envs=8, max_steps=60, inner_batch=128,
-                                   outer_lr=0.01, lr_schedule="constant")
+                                   outer_lr=0.01, outer_lr_schedule="constant")
         untrained.append(build_cartpole(cfg, progress=False).score(policies=6, episodes=4).mean)
         run, _ = _records(cfg, cfg.outer_steps)
         trained.append(run.score(policies=6, episodes=4).mean)
@@ -232,15 +233,15 @@ def test_config_checks():
     with pytest.raises(ValueError, match="size"):
         CartPoleConfig.sized("huge")
     assert CartPoleConfig.from_dict(TINY.to_dict()) == TINY
-    with pytest.raises(ValueError, match="no field.*learners_per_step"):  # unknown keys are refused, as GTNConfig's
-        CartPoleConfig.from_dict({**TINY.to_dict(), "learners_per_step": 2})
+    with pytest.raises(ValueError, match="no field.*stack_learners"):  # unknown keys are refused, as GTNConfig's
+        CartPoleConfig.from_dict({**TINY.to_dict(), "stack_learners": True})
 
 
 def test_cli_tiny_run_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["rl", "--tiny", "--no-figures", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["final"]["policies"] == TINY.eval_policies and summary["meta_env_steps"] > 0
+    assert summary["final"]["policies"] == TINY.eval_learners and summary["meta_env_steps"] > 0
     assert summary["a2c_curve"][-1]["env_steps"] >= TINY.a2c_env_steps
     curve = summary["gtn_curve"]  # scored after iteration 1, every eval_every, and at the end
     assert [p["iteration"] for p in curve] == [1, 2, 3] and curve[0]["env_steps"] < curve[-1]["env_steps"]
@@ -254,3 +255,82 @@ def test_cli_tiny_run_and_resume(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["final"] == summary["final"]
     assert main(["rl", "--resume", str(out), "--out", str(tmp_path / "other")]) == 2
     assert "name two folders" in capsys.readouterr().err
+
+
+OLD_NAMES = {"learners": "learners_per_step", "lr_schedule": "outer_lr_schedule", "eval_policies": "eval_learners"}
+
+
+def _old_style(cfg: CartPoleConfig) -> dict:
+    """`cfg.to_dict()` as the code before issue 24's renames wrote it (old keys, in their old places)."""
+    new_to_old = {new: old for old, new in OLD_NAMES.items()}
+    return {new_to_old.get(k, k): v for k, v in cfg.to_dict().items()}
+
+
+@pytest.mark.parametrize("old,value", [("learners", 2), ("eval_policies", 3), ("lr_schedule", "constant")])
+def test_old_config_names_still_work_with_a_warning(old, value):
+    new = OLD_NAMES[old]
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        cfg = CartPoleConfig(**{old: value})
+    assert getattr(cfg, new) == value and cfg == CartPoleConfig(**{new: value})
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        sized = CartPoleConfig.sized("tiny", **{old: value})
+    assert sized == CartPoleConfig.sized("tiny", **{new: value})
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        assert getattr(sized, old) == value  # reading the old attribute
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        setattr(sized, old, getattr(TINY, new))  # writing it sets the new field
+    assert sized == TINY
+    for both in (lambda: CartPoleConfig(**{old: value, new: value}),
+                 lambda: CartPoleConfig.sized("tiny", **{old: value, new: value}),
+                 lambda: CartPoleConfig.from_dict({**TINY.to_dict(), old: value})):
+        with pytest.raises(ValueError, match=f"both {old}.*give only {new}"):
+            both()
+    assert old not in TINY.to_dict() and new in TINY.to_dict()
+    with pytest.raises(ValueError, match=new):  # the checks name the new field
+        CartPoleConfig(**{new: 0 if isinstance(value, int) else "linear"})
+
+
+def test_config_dict_of_the_old_names_loads(recwarn):
+    old = _old_style(TINY)
+    assert {"learners", "lr_schedule", "eval_policies"} <= set(old)
+    cfg = CartPoleConfig.from_dict(old)  # a checkpoint's or summary's config from before the renames
+    assert cfg == TINY and cfg.to_dict() == TINY.to_dict()
+    assert not [w for w in recwarn if w.category is DeprecationWarning]  # a saved file is not the caller's code
+    with pytest.raises(ValueError, match="no field.*stack_learners"):
+        CartPoleConfig.from_dict({**old, "stack_learners": True})
+
+
+def test_run_folder_of_the_old_names_resumes(tmp_path):
+    """A run folder whose checkpoint holds the config as the old code wrote it continues, and is rewritten."""
+    out = tmp_path / "old"
+    run, _ = _records(TINY, 2)
+    run.trainer.config = _old_style(TINY)  # what the old code stored in checkpoints
+    run.trainer.save(out / "checkpoint.pt")
+    assert "learners" in torch.load(out / "checkpoint.pt", weights_only=True)["config"]
+    fresh = build_cartpole(TINY, progress=False)
+    fresh.load(out / "checkpoint.pt")  # the configs compare equal after the old names are mapped
+    assert fresh.trainer.iteration == 2
+    assert main(["rl", "--resume", str(out), "--no-figures"]) == 0
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert saved["iteration"] == TINY.outer_steps and saved["config"] == TINY.to_dict()  # the new names now
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"] == TINY.to_dict() and summary["final"]["policies"] == TINY.eval_learners
+
+
+def test_cli_eval_policies_is_a_deprecated_alias(tmp_path, capsys):
+    from gtn_edu.rl.cli import _config, add_parser
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_parser(sub)
+    args = parser.parse_args(["rl", "--tiny", "--out", str(tmp_path), "--eval-policies", "3"])
+    args.resume = None
+    with pytest.warns(DeprecationWarning, match="--eval-learners"):
+        cfg = _config(args)
+    assert cfg.eval_learners == 3 and "--eval-policies is deprecated" in capsys.readouterr().err
+    args = parser.parse_args(["rl", "--tiny", "--out", str(tmp_path), "--eval-policies", "3", "--eval-learners", "3"])
+    args.resume = None
+    with pytest.raises(ValueError, match="give only --eval-learners"):
+        _config(args)
+    assert "--eval-policies" not in parser.format_help() + sub.choices["rl"].format_help()
+    assert "--eval-learners" in sub.choices["rl"].format_help()

@@ -154,7 +154,7 @@ print(f"{run.trainer.iteration} outer iterations: {seconds:.0f} s of meta-traini
 # %% [markdown]
 # ## 4. The paper's measure: fresh policies, one SGD step each
 #
-# `run.score()` trains `eval_policies` fresh policies (new initialisations, which the
+# `run.score()` trains `eval_learners` fresh policies (new initialisations, which the
 # teacher never saw) by one step on the teacher's batch. Each then plays `eval_episodes`
 # greedy episodes.
 
@@ -165,7 +165,7 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 ax.hist(final.policy_means.numpy(), bins=20, range=(0, cfg.max_steps))
 ax.set_xlabel(f"mean return of one policy over {cfg.eval_episodes} episodes")
 ax.set_ylabel("policies")
-ax.set_title(f"{cfg.eval_policies} fresh policies after one SGD step on GTN data")
+ax.set_title(f"{cfg.eval_learners} fresh policies after one SGD step on GTN data")
 plt.show()
 
 # %% [markdown]

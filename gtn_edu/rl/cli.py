@@ -10,7 +10,9 @@ Writes `summary.json`, `log.jsonl`, `checkpoint.pt`, `figure8.png`, `pairs.png` 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 from pathlib import Path
 
 from ..checkpoint_io import CheckpointError, read_checkpoint
@@ -29,7 +31,7 @@ from .config import CartPoleConfig
 __all__ = ["add_parser", "run"]
 
 _OPTIONS = {"seed": int, "outer_steps": int, "num_envs": int, "max_steps": int, "outer_lr": float,
-            "a2c_env_steps": int, "eval_policies": int, "device": str}
+            "a2c_env_steps": int, "eval_learners": int, "device": str}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -51,6 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     for name, typ in _OPTIONS.items():
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None,
                        help=f"CartPoleConfig.{name} (default: the size's)")
+    p.add_argument("--eval-policies", dest="old_eval_policies", type=int, default=None,
+                   help=argparse.SUPPRESS)  # the old name of --eval-learners (`_old_flags`)
     p.set_defaults(size=None)
     return p
 
@@ -64,7 +68,32 @@ def _resume_folder(args: argparse.Namespace) -> None:
     args.resume = args.resume is not None
 
 
+def _old_flags(args: argparse.Namespace) -> str | None:
+    """`--eval-policies N`, the old name of `--eval-learners N`, moved to the new one; the note to print, if any."""
+    old = getattr(args, "old_eval_policies", None)
+    if old is None:
+        return None
+    if args.eval_learners is not None:
+        raise ValueError("--eval-policies is the old name of --eval-learners; give only --eval-learners")
+    args.eval_learners = old
+    return "--eval-policies is deprecated: it is now --eval-learners, as for gtn-edu train; use --eval-learners"
+
+
 def _config(args: argparse.Namespace) -> CartPoleConfig:
+    """The run's config; a note on stderr (and a DeprecationWarning) for an old flag, once the config is valid.
+
+    After the config, so that a bad value still fails with one line, as every option does.
+    """
+    note = _old_flags(args)
+    cfg = _settings(args)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+        warnings.warn(note, DeprecationWarning, stacklevel=2)
+    return cfg
+
+
+def _settings(args: argparse.Namespace) -> CartPoleConfig:
+    """A new run's config (the size's, with the flags given), or the resumed run's (its checkpoint's)."""
     given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None}
     ckpt = Path(args.out) / "checkpoint.pt"
     if not args.resume:

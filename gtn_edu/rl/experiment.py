@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint_io import read_checkpoint
 from ..fast import FusedSGD
 from ..meta import Callback, MetaTrainer
 from ..seeding import derive_seed
 from ..unrolled import UnrolledSGD
 from .a2c import train_a2c
-from .config import CartPoleConfig
+from .config import CartPoleConfig, new_names
 from .evaluate import one_step_returns
 from .objective import A2CObjective
 from .policy import PolicySpace
@@ -47,8 +48,21 @@ class CartPoleRun:
         """`one_step_returns` of the teacher now (defaults: the config's final-score sizes)."""
         c = self.config
         return one_step_returns(self.teacher, self.curriculum, self.sgd, self.space,
-                                policies=policies or c.eval_policies, episodes=episodes or c.eval_episodes,
+                                policies=policies or c.eval_learners, episodes=episodes or c.eval_episodes,
                                 seed=c.seed, max_steps=c.max_steps)
+
+    def load(self, path: str | Path) -> None:
+        """`trainer.load(path)`, for checkpoints written before the config's renames (issue 24) too.
+
+        The checkpoint's config is compared with this run's after its old field names
+        (`config.RENAMED`) are mapped to the new ones, so an old run resumes; its next
+        checkpoint stores the new names.
+        """
+        ckpt = read_checkpoint(path)
+        if isinstance(ckpt["config"], dict):
+            ckpt["config"] = new_names(ckpt["config"], warn=False)
+        self.trainer.check_checkpoint(ckpt, path)
+        self.trainer.load_state_dict(ckpt)
 
 
 class CurveCallback(Callback):
@@ -81,9 +95,9 @@ def build_cartpole(cfg: CartPoleConfig, *, log_path: str | Path | None = None, p
     sgd = FusedSGD(cfg.init_lr, cfg.init_momentum, mode="full").to(device)  # eq. (1) on concatenated vectors
     space = PolicySpace((cfg.policy_hidden, cfg.policy_hidden))
     trainer = MetaTrainer(teacher, curriculum, sgd, space, objective, outer_lr=cfg.outer_lr,
-                          lr_schedule=cfg.lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
+                          lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
                           log_path=log_path, config=cfg.to_dict(), progress=progress,
-                          learners_per_step=cfg.learners)
+                          learners_per_step=cfg.learners_per_step)
     return CartPoleRun(cfg, teacher, curriculum, sgd, space, objective, trainer)
 
 
@@ -121,7 +135,7 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
     ckpt, log = out / "checkpoint.pt", out / "log.jsonl"
     run = build_cartpole(cfg, log_path=log, progress=progress)
     if resume and ckpt.exists():
-        run.trainer.load(ckpt)  # refuses a damaged file, or another run's (naming the differing settings)
+        run.load(ckpt)  # refuses a damaged file, or another run's (naming the differing settings)
         # The log again holds exactly the checkpoint's iterations (an interrupted run may have logged more).
         log.write_text("".join(json.dumps(r) + "\n" for r in run.trainer.history))
     elif log.exists():
@@ -137,7 +151,7 @@ def run_cartpole(cfg: CartPoleConfig, out: str | Path, *, resume: bool = True, c
     summary = {
         "config": cfg.to_dict(),
         "final": {"mean": final.mean, "std": final.std, "solved": final.solved,
-                  "policy_means": final.policy_means.tolist(), "policies": cfg.eval_policies,
+                  "policy_means": final.policy_means.tolist(), "policies": cfg.eval_learners,
                   "episodes": cfg.eval_episodes, "max_steps": cfg.max_steps},
         "meta_env_steps": int(run.objective.env_steps),
         "inner_lr": run.sgd.lr.detach().mean().item(),
