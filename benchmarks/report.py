@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["REPO", "DOCS", "DOCS_FIGURES", "DOCS_BENCHMARKS", "DOCS_PAGE", "device_label", "environment",
-           "write_json", "docs_pages", "update_docs", "pyplot", "is_docs_folder", "plan_parser"]
+           "write_json", "docs_pages", "update_docs", "pyplot", "is_docs_folder", "plan_parser", "arm_args"]
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -75,6 +75,27 @@ def plan_parser(doc: str, plans) -> argparse.ArgumentParser:
     for name in plans:
         size.add_argument(f"--{name}", dest="plan", action="store_const", const=name)
     return ap
+
+
+def arm_args(doc: str, plans, arms, stem: str, argv=None) -> tuple[argparse.Namespace, Path]:
+    """The command line of a script whose arms may run one per process, and its per-arm folder.
+
+    Options: the plans, `--arm` (train one arm, then stop), `--data-root`, `--out` (default
+    docs/figures), `--runs` (default `runs/<stem>_<plan>`, created) and `--threads`
+    (applied here). Returns (the arguments, the per-arm folder).
+    """
+    ap = plan_parser(doc, plans)
+    ap.add_argument("--arm", choices=sorted(arms), default=None, help="train this arm only (default: all, then report)")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
+    ap.add_argument("--runs", type=Path, default=None, help=f"per-arm results (default runs/{stem}_<plan>)")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = args.runs or REPO / "runs" / f"{stem}_{args.plan}"
+    runs.mkdir(parents=True, exist_ok=True)
+    return args, runs
 
 
 def write_json(path: Path, data: dict) -> Path:

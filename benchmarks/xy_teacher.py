@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from report import DOCS_FIGURES, REPO, environment, is_docs_folder, plan_parser, pyplot, update_docs, write_json
+from report import arm_args, environment, is_docs_folder, pyplot, update_docs, write_json
 
 from gtn_edu import MNISTConfig, XYTeacher, few_step_accuracy, load_dataset
 from gtn_edu.config import quick
@@ -72,17 +72,7 @@ def smooth(values: list[float], k: int) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = plan_parser(__doc__, PLANS)
-    ap.add_argument("--arm", choices=sorted(ARMS), default=None, help="train this arm only (default: all, then report)")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--out", type=Path, default=DOCS_FIGURES)
-    ap.add_argument("--runs", type=Path, default=None, help="per-arm results (default runs/xy_teacher_<plan>)")
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    runs = args.runs or REPO / "runs" / f"xy_teacher_{args.plan}"
-    runs.mkdir(parents=True, exist_ok=True)
+    args, runs = arm_args(__doc__, PLANS, ARMS, "xy_teacher", argv)
     data = load_dataset("mnist", args.data_root, download=False)
     if args.arm:
         r = train_arm(args.arm, args.plan, data, runs)

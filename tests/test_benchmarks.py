@@ -6,6 +6,7 @@ extra; without them their variants are left out and the rest still runs.
 
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -250,6 +251,24 @@ def test_xy_teacher_smoke(tmp_path, data_root):
     assert res["arms"]["xy"]["meta_loss"] != res["arms"]["conditioned"]["meta_loss"]  # really another teacher
     assert "| XY-generator G(z) -> (x, p) |" in (tmp_path / "xy_teacher_smoke.md.txt").read_text()
     assert (tmp_path / "xy_teacher_smoke.png").stat().st_size > 0
+
+
+def test_gtn_gan_smoke(tmp_path, data_root):
+    """gtn_gan.py at a tiny size: three arms, the GAN's early and late samples judged, the table and figures."""
+    runs = tmp_path / "runs"
+    _run("gtn_gan.py", "--smoke", "--data-root", str(data_root), "--runs", str(runs), "--out", str(tmp_path))
+    res = json.loads((tmp_path / "gtn_gan_smoke.json").read_text())
+    assert set(res["arms"]) == {"gan", "gtn", "gtn_gan"}
+    assert set(res["judged"]) == {"gan_early", "gan", "gtn", "gtn_gan"}
+    assert res["arms"]["gan"]["updates"] == 6 and len(res["arms"]["gtn_gan"]["curve"]) == 3
+    assert len(res["arms"]["gtn"]["test_accuracies"]) == 2 and "mean" not in res["arms"]["gan"]
+    assert res["arms"]["gtn"]["curve"] != res["arms"]["gtn_gan"]["curve"]  # lambda changes the meta-loss
+    for j in res["judged"].values():
+        assert sum(j["histogram"]) == pytest.approx(1) and 0 <= j["entropy_bits"] <= math.log2(10) + 1e-9
+    text = (tmp_path / "gtn_gan_smoke.md.txt").read_text()
+    assert "| GAN, early | 3 |" in text and "| GTN-GAN | 3 |" in text
+    assert (tmp_path / "gtn_gan_smoke_samples.png").stat().st_size > 0
+    assert (tmp_path / "gtn_gan_smoke_classes.png").stat().st_size > 0
 
 
 def test_a_peer_that_does_not_import_is_skipped_with_a_reason(monkeypatch):
