@@ -63,7 +63,7 @@ _SLOT: dict = {}  # the current learner: one compiled function serves every arch
 def inner_step(params, momentum, x, y, lr, beta):
     """theta' = theta - lr * (beta * m + grad), m' = beta * m + grad, for the learner in `_SLOT`."""
     learner, buffers = _SLOT["learner"], _SLOT["buffers"]
-    g, _ = grad(lambda p: learner.train_loss(p, buffers, x, y), has_aux=True)(params)
+    g, _ = grad(lambda p: learner.inner_batch_loss(p, buffers, x, y), has_aux=True)(params)
     new_m = {k: beta * momentum[k] + g[k] for k in params}
     return {k: params[k] - lr * new_m[k] for k in params}, new_m
 

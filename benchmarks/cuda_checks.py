@@ -61,7 +61,7 @@ def _problem(device: str, dtype: torch.dtype, T: int, per_step: bool):
     cur = Curriculum.full(T, 20, 10, latent_dim=16).to(dtype)
     learner = ArchSpace.mnist(channel_ranges=((8, 16), (8, 16)), hidden_range=(16, 32)).sample(
         torch.Generator().manual_seed(0)).to(dtype)
-    sgd = UnrolledSGD(0.05, 0.6, steps=T if per_step else None).to(dtype)
+    sgd = UnrolledSGD(0.05, 0.6, per_step=T if per_step else None).to(dtype)
     x = torch.randn(32, 1, 28, 28, dtype=dtype)
     y = torch.randint(10, (32,))
     return teacher.to(device), cur.to(device), learner.to(device), sgd.to(device), x.to(device), y.to(device)
@@ -72,7 +72,7 @@ def _meta_grads(mode: str, device: str, dtype: torch.dtype, T: int, per_step: bo
     sgd.mode = mode
     wrt = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
     states = sgd.unroll(learner, teacher.batches(cur), at=at)
-    loss = torch.stack([learner.loss(s, x, y) for s in states]).mean()
+    loss = torch.stack([learner.meta_loss(s, x, y) for s in states]).mean()
     return torch.autograd.grad(loss, wrt)
 
 
@@ -129,7 +129,7 @@ def check_no_sync(device: str) -> dict:
         torch.cuda.set_sync_debug_mode("error")
         try:
             state = sgd.unroll(learner, batches)
-            learner.loss(state, x, y).backward()
+            learner.meta_loss(state, x, y).backward()
             out[mode] = {"no_sync": True}
         except RuntimeError as err:
             out[mode] = {"no_sync": False, "error": str(err).splitlines()[0],
@@ -157,7 +157,7 @@ def _resume_trainer(device: str) -> MetaTrainer:
     torch.manual_seed(3)
     teacher = Teacher(shape, k, latent_dim=8, hidden=16, channels=4, conv_channels=4).to(device)
     cur = Curriculum.shuffled_batch(3, 8, k, latent_dim=8).to(device)
-    sgd = UnrolledSGD(0.05, 0.5, steps=3, mode="checkpoint").to(device)
+    sgd = UnrolledSGD(0.05, 0.5, per_step=3, mode="checkpoint").to(device)
     space = ArchSpace.mnist(shape, k, channel_ranges=((2, 4), (2, 4)), hidden_range=(4, 8))
     return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(_toy_split(shape, k).to(device), 16),
                        outer_lr=0.01, meta_loss_every=1, seed=5, progress=False)

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import arm_args, environment, is_docs_folder, pyplot, update_docs, write_json
+from report import arm_args, environment, is_docs_folder, pyplot, train_arms, update_docs, write_json
 from torch import nn
 from tqdm import tqdm
 
@@ -144,15 +144,17 @@ def judge(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
             "agreement": (pred == y).float().mean().item(), "confidence": p.max(1).values.mean().item()}
 
 
+def summary(result: dict) -> str:
+    """One line on a trained arm (`--arm`)."""
+    return f"{result['updates']} generator updates in {result['seconds'] / 60:.1f} min"
+
+
 def main(argv=None) -> int:
     args, runs = arm_args(__doc__, PLANS, ARMS, "gtn_gan", argv)
-    data = load_dataset("mnist", args.data_root, download=False)
-    if args.arm:
-        r = train_arm(args.arm, args.plan, data, runs)
-        print(f"{args.arm}: {r['updates']} generator updates in {r['seconds'] / 60:.1f} min")
+    cfg, data = config(args.plan), load_dataset("mnist", args.data_root, download=False)
+    results = train_arms(args, ARMS, lambda name: train_arm(name, args.plan, data, runs), summary)
+    if results is None:  # one arm only
         return 0
-    results = {name: train_arm(name, args.plan, data, runs) for name in ARMS}
-    cfg = config(args.plan)
     net, net_acc = classifier(data, args.plan, runs)
     teacher = build("gtn", args.plan, data)[1].teacher.eval()
     judged, images = {}, {}

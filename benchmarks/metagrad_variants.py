@@ -15,7 +15,7 @@ $$ \nabla_\phi \, \ell\big(\theta_T(\phi);\, x_\text{real}, y_\text{real}\big), 
 | `gtn_checkpoint` | `FusedSGD(mode="checkpoint")`: states stored, steps recomputed           |
 | `higher`         | `higher.innerloop_ctx` on the `nn.Module` learner, lr and momentum       |
 |                  | passed as differentiable `override`s                                     |
-| `torchopt`       | `torchopt.sgd` (functional, `inplace=False`) on `Learner.train_loss`,    |
+| `torchopt`       | `torchopt.sgd` (functional, `inplace=False`) on `Learner.inner_batch_loss`,    |
 |                  | lr and momentum as tensors that require grad                             |
 
 A variant is `prepare(problem, T) -> run`, so set-up (copying the learner, building the
@@ -155,7 +155,7 @@ def plain(p: CostProblem, T: int) -> Run:
         for t in range(T):
             with torch.no_grad():
                 x, y = batches.batch(t, batches.tensors)
-            loss = learner.loss_fn(learner(x), y)
+            loss = learner.outer_loss(learner(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -182,7 +182,7 @@ def _gtn(mode: str) -> Callable[[CostProblem, int], Run]:
         def run() -> list[Tensor | None]:
             p.sgd.mode = mode
             state = p.sgd.unroll(p.learner, p.teacher.batches(p.curriculum(T)))
-            return _grads(p, T, p.learner.loss(state, p.x_real, p.y_real))
+            return _grads(p, T, p.learner.meta_loss(state, p.x_real, p.y_real))
         return run
     prepare.__doc__ = f"gtn_edu's `{mode}` meta-gradient."
     return prepare
@@ -204,16 +204,16 @@ def higher_variant(p: CostProblem, T: int) -> Run:
                                   override={"lr": [lr], "momentum": [mom]}) as (fmodel, diffopt):
             for t in range(T):
                 x, y = batches.batch(t, batches.tensors)
-                diffopt.step(model.loss_fn(fmodel(x), y))
+                diffopt.step(model.outer_loss(fmodel(x), y))
             stats = _last_bn_stats(fmodel)
             state = LearnerState(dict(zip(names, fmodel.parameters())), {}, stats)
-            return _grads(p, T, model.loss(state, p.x_real, p.y_real))
+            return _grads(p, T, model.meta_loss(state, p.x_real, p.y_real))
 
     return run
 
 
 def torchopt_variant(p: CostProblem, T: int) -> Run:
-    """`torchopt.sgd` used functionally on `Learner.train_loss`; lr and momentum as tensors."""
+    """`torchopt.sgd` used functionally on `Learner.inner_batch_loss`; lr and momentum as tensors."""
     import torchopt
 
     def run() -> list[Tensor | None]:
@@ -226,12 +226,12 @@ def torchopt_variant(p: CostProblem, T: int) -> Run:
         stats = state.buffers
         for t in range(T):
             x, y = batches.batch(t, batches.tensors)
-            loss, stats = p.learner.train_loss(params, state.buffers, x, y)
+            loss, stats = p.learner.inner_batch_loss(params, state.buffers, x, y)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             updates, opt_state = opt.update(dict(zip(params, grads)), opt_state, inplace=False)
             params = torchopt.apply_updates(params, updates, inplace=False)
         final = LearnerState(params, {}, stats)
-        return _grads(p, T, p.learner.loss(final, p.x_real, p.y_real))
+        return _grads(p, T, p.learner.meta_loss(final, p.x_real, p.y_real))
 
     return run
 

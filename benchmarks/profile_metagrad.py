@@ -36,7 +36,7 @@ def phases(p, T: int, repeats: int = 3) -> None:
                             ("checkpoint", ("checkpoint: forward sweep", "checkpoint: reverse sweep"))):
             p.sgd.mode = mode
             t0 = clock()
-            loss = p.learner.loss(p.sgd.unroll(p.learner, p.teacher.batches(p.curriculum(T))), p.x_real, p.y_real)
+            loss = p.learner.meta_loss(p.sgd.unroll(p.learner, p.teacher.batches(p.curriculum(T))), p.x_real, p.y_real)
             t1 = clock()
             torch.autograd.grad(loss, p.targets(T))
             t2 = clock()

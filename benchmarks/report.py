@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 __all__ = ["REPO", "DOCS", "DOCS_FIGURES", "DOCS_BENCHMARKS", "DOCS_PAGE", "device_label", "environment",
-           "write_json", "docs_pages", "update_docs", "pyplot", "is_docs_folder", "plan_parser", "arm_args"]
+           "write_json", "docs_pages", "update_docs", "pyplot", "is_docs_folder", "plan_parser", "arm_args",
+           "train_arms"]
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -96,6 +97,14 @@ def arm_args(doc: str, plans, arms, stem: str, argv=None) -> tuple[argparse.Name
     runs = args.runs or REPO / "runs" / f"{stem}_{args.plan}"
     runs.mkdir(parents=True, exist_ok=True)
     return args, runs
+
+
+def train_arms(args: argparse.Namespace, arms, train, summary) -> dict | None:
+    """`--arm NAME`: `train(NAME)`, print `NAME: summary(result)` and return None; else `{name: train(name)}`."""
+    if args.arm:
+        print(f"{args.arm}: {summary(train(args.arm))}")
+        return None
+    return {name: train(name) for name in arms}
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -149,7 +149,7 @@ def _stretched_sgd(sgd: UnrolledSGD, steps: int) -> UnrolledSGD:
     if not sgd.per_step:
         return sgd
     idx = torch.arange(steps).clamp_max(sgd.raw_lr.numel() - 1)
-    out = UnrolledSGD(steps=steps, learn=False, mode=sgd.mode).to(sgd.raw_lr.device)
+    out = UnrolledSGD(per_step=steps, learn=False, mode=sgd.mode).to(sgd.raw_lr.device)
     with torch.no_grad():
         out.raw_lr.copy_(sgd.raw_lr.detach()[idx])
         out.raw_momentum.copy_(sgd.raw_momentum.detach()[idx])

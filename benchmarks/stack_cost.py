@@ -71,7 +71,7 @@ def trainer(plan: dict, space, k: int, way: str, mode: str, variant: str, device
     if way == "separate":  # batches that do not say where they come from are never shared
         teacher.batches = lambda cur, rng=None: dataclasses.replace(Teacher.batches(teacher, cur, rng), source=None)
     cur = Curriculum(plan["T"], plan["batch"], K, variant=variant).to(device)
-    return MetaTrainer(teacher, cur, UnrolledSGD(0.1, 0.5, steps=plan["T"], mode=mode).to(device), space(),
+    return MetaTrainer(teacher, cur, UnrolledSGD(0.1, 0.5, per_step=plan["T"], mode=mode).to(device), space(),
                        RealBatchLoss(real.to(device), plan["real"]), seed=0,
                        progress=False, learners_per_step=k, stack_learners=way == "stacked")
 

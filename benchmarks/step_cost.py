@@ -92,7 +92,7 @@ def measure(p, T: int, device: str, repeats: int) -> dict:
         return p.sgd.unroll(p.learner, p.teacher.batches(cur))
 
     def outer(mode):
-        loss = p.learner.loss(unroll(mode), p.x_real, p.y_real)
+        loss = p.learner.meta_loss(unroll(mode), p.x_real, p.y_real)
         return torch.autograd.grad(loss, targets)
 
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def measure(p, T: int, device: str, repeats: int) -> dict:
     compile_seconds = time.perf_counter() - t0
     res = {"forward step": per_step(count(lambda: unroll("checkpoint"), device), T)}
     state = unroll("checkpoint")
-    loss = p.learner.loss(state, p.x_real, p.y_real)
+    loss = p.learner.meta_loss(state, p.x_real, p.y_real)
     res["backward step"] = per_step(count(lambda: torch.autograd.grad(loss, targets), device), T)
     res["full step"] = per_step(count(lambda: outer("full"), device), T)
     seconds = {}

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from report import arm_args, environment, is_docs_folder, pyplot, update_docs, write_json
+from report import arm_args, environment, is_docs_folder, pyplot, train_arms, update_docs, write_json
 
 from gtn_edu import MNISTConfig, XYTeacher, few_step_accuracy, load_dataset
 from gtn_edu.config import quick
@@ -71,14 +71,17 @@ def smooth(values: list[float], k: int) -> list[float]:
     return [sum(values[max(0, i - k + 1):i + 1]) / len(values[max(0, i - k + 1):i + 1]) for i in range(len(values))]
 
 
+def summary(result: dict) -> str:
+    """One line on a trained arm (`--arm`)."""
+    return f"{100 * result['mean']:.2f}% +- {100 * result['std']:.2f} in {result['seconds'] / 60:.1f} min"
+
+
 def main(argv=None) -> int:
     args, runs = arm_args(__doc__, PLANS, ARMS, "xy_teacher", argv)
     data = load_dataset("mnist", args.data_root, download=False)
-    if args.arm:
-        r = train_arm(args.arm, args.plan, data, runs)
-        print(f"{args.arm}: {100 * r['mean']:.2f}% +- {100 * r['std']:.2f} in {r['seconds'] / 60:.1f} min")
+    results = train_arms(args, ARMS, lambda name: train_arm(name, args.plan, data, runs), summary)
+    if results is None:  # one arm only
         return 0
-    results = {name: train_arm(name, args.plan, data, runs) for name in ARMS}
     cfg = config(args.plan)
     stem = f"xy_teacher_{args.plan}"
     plt = pyplot()

@@ -8,16 +8,18 @@ The public API, re-exported here:
   (with `RandomCropFlip` to augment its real batches);
 * evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
 * configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`;
+* adding what a config names: `register_arch_space` (`GTNConfig.arch`), `register_curriculum_variant`
+  (`GTNConfig.curriculum`); an arm kind of `build_arm`: `gtn_edu.experiment.register_arm_kind`;
 * random-number streams: `make_rng`, `derive_seed`.
 
 Random-number generators (`torch.Generator`) are called `rng` throughout: in a library
 about a generator network, "generator" always means the GTN.
 """
 
-from .arch_space import ArchSpace, ConvSpace, MLPSpace
+from .arch_space import ArchSpace, ConvSpace, MLPSpace, register_arch_space
 from .augment import RandomCropFlip
 from .config import CIFARConfig, GTNConfig, MNISTConfig
-from .curriculum import Curriculum
+from .curriculum import Curriculum, register_curriculum_variant
 from .data import DataNotFoundError, Dataset, Split, load_dataset
 from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
 from .learner import ConvLearner, Learner, LearnerState, MLPLearner
@@ -36,5 +38,6 @@ __all__ = [
     "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
     "Callback", "MetaLossDivergedError", "MetaTrainer", "MetaObjective", "RealBatchLoss", "LearnerBatchNorm",
     "UpsampleConv2d", "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches",
-    "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng", "RandomCropFlip",
+    "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng", "RandomCropFlip", "register_arch_space",
+    "register_curriculum_variant",
 ]

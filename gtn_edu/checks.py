@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 __all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "unit_interval", "boolean",
-           "one_of", "sizes", "balanced", "image_shape", "value_range"]
+           "one_of", "sizes", "balanced", "image_shape", "value_range", "registrar"]
 
 
 def _is_int(value) -> bool:
@@ -119,3 +119,23 @@ def value_range(name: str, value: object, default: tuple[float, float] = (-1.0, 
     if not -math.inf < lo < hi < math.inf:  # False for NaN too
         raise ValueError(f"{name} must be None or (low, high): two finite numbers with low < high, got {value!r}")
     return float(lo), float(hi)
+
+
+def registrar(registry: dict, what: str, name: str, registry_name: str, wrap=None):
+    """A decorator storing `wrap(fn)` (or `fn`) in `registry` under `name`; it returns `fn` unchanged.
+
+    The registries of names (architecture spaces, curriculum variants, arm kinds, NAS
+    operations) share it. ValueError for a name that is not a non-empty string, and, when the
+    decorator runs, for a name already registered (naming how to replace it).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} names must be non-empty strings, got {name!r}")
+
+    def add(fn):
+        if name in registry:
+            raise ValueError(f"{what} {name!r} is already registered; pick another name, or "
+                             f"`del {registry_name}[{name!r}]` first to replace it")
+        registry[name] = fn if wrap is None else wrap(fn)
+        return fn
+
+    return add

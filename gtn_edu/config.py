@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from .arch_space import ARCH_SPACES
 from .checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
+from .curriculum import VARIANTS
 from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
 
 __all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate", "config_for", "NUM_CLASSES",
@@ -42,7 +44,8 @@ class GTNConfig:
         teacher_channels: channels of the generator's 1/4-resolution map.
         teacher_conv_channels: channels of the generator's middle conv.
         weight_norm: weight normalisation in generator and learners.
-        curriculum: "full", "shuffled_batch", "all_shuffled" or "none".
+        curriculum: "full", "shuffled_batch", "all_shuffled" or "none" (or a name added with
+            `gtn_edu.curriculum.register_curriculum_variant`).
         mode: "checkpoint" or "full" unrolling.
         compile_step: run each inner step through torch.compile, the learner's half
             (`gtn_edu.fast.CompiledSGD`) and the teacher's batch (`gtn_edu.fast.compile_teacher`):
@@ -50,7 +53,8 @@ class GTNConfig:
             docs/benchmarks/cost.md); MLP learners compile once.
         meta_loss_every: also score the learner on real data every this many inner steps
             (0: only after the last step). The meta-loss is the mean over scored steps.
-        arch: learner space, "mnist", "cifar" or "mlp".
+        arch: learner space, "mnist", "cifar" or "mlp" (or a name added with
+            `gtn_edu.arch_space.register_arch_space`).
         arch_scale: multiply the learners' width ranges (quick mode shrinks them); the MNIST
             space's hidden FC layer keeps at least 32 units.
         grad_clip: clip the meta-gradient norm to this value (None: no clipping).
@@ -140,11 +144,11 @@ class GTNConfig:
             unit_interval(f"adam_betas[{i}]", beta, low_open=False)
         for name in ("per_step_hyper", "weight_norm", "compile_step", "augment", "stack_learners"):
             boolean(name, getattr(self, name))
-        one_of("curriculum", self.curriculum, ("full", "shuffled_batch", "all_shuffled", "none"))
+        _registered("curriculum", self.curriculum, VARIANTS, "gtn_edu.curriculum.register_curriculum_variant")
         one_of("mode", self.mode, ("checkpoint", "full"))
         if self.stack_learners and self.compile_step:
             raise ValueError("stack_learners and compile_step cannot be combined; choose one")
-        one_of("arch", self.arch, ("mnist", "cifar", "mlp"))
+        _registered("arch", self.arch, ARCH_SPACES, "gtn_edu.arch_space.register_arch_space")
         one_of("bn_stats", self.bn_stats, ("synthetic", "real"))
         one_of("outer_lr_schedule", self.outer_lr_schedule, ("constant", "cosine"))
         if self.outer_lr_schedule == "cosine" and self.outer_steps < 1:
@@ -174,6 +178,14 @@ class GTNConfig:
         from .sizes import sized
 
         return sized(size, dataset, **changes)
+
+
+def _registered(name: str, value: str, registry: dict, register: str) -> str:
+    """`one_of` the names in `registry`, read when the config is checked; the error says how to add one."""
+    try:
+        return one_of(name, value, tuple(registry))
+    except ValueError as err:
+        raise ValueError(f"{err}; to add one, register it with {register}") from None
 
 
 def MNISTConfig(**overrides) -> GTNConfig:  # noqa: N802 - reads like a class, as in the paper's tables

@@ -1,17 +1,24 @@
-"""Build the pieces of a GTN run from a `GTNConfig`, and run one arm: the glue the CLI and tutorials share."""
+"""Build the pieces of a GTN run from a `GTNConfig`, and run one arm: the glue the CLI and tutorials share.
+
+Names are looked up in registries: an arm's kind ("gtn", "real", "distilled") in `ARM_KINDS`
+(add one with `register_arm_kind`), `cfg.arch` in `gtn_edu.arch_space.ARCH_SPACES` and
+`cfg.curriculum` in `gtn_edu.curriculum.VARIANTS`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .arch_space import ArchSpace
+from .arch_space import ARCH_SPACES, HIDDEN_FLOOR, ArchSpace  # noqa: F401 - HIDDEN_FLOOR: its old home
 from .augment import RandomCropFlip
 from .checkpoint_io import read_checkpoint
+from .checks import registrar
 from .config import GTNConfig
 from .curriculum import Curriculum
 from .data import Dataset, load_dataset
@@ -26,7 +33,8 @@ from .teacher import DistilledData, RealData, Teacher
 from .unrolled import UnrolledSGD
 from .viz import class_images, curriculum_images, save_image_grid
 
-__all__ = ["Arm", "build_arch_space", "build_arm", "load_arm", "run_arm", "StopWhenOrphaned"]
+__all__ = ["Arm", "ArmKind", "ARM_KINDS", "register_arm_kind", "build_arch_space", "build_arm", "load_arm", "run_arm",
+           "StopWhenOrphaned"]
 
 
 @dataclass
@@ -41,36 +49,79 @@ class Arm:
     trainer: MetaTrainer
 
 
-HIDDEN_FLOOR = 32
-"""Fewest hidden FC units a scaled MNIST learner gets (see `build_arch_space`)."""
-
-
-def _scale(r: tuple[int, int], s: float) -> tuple[int, int]:
-    return max(1, round(r[0] * s)), max(1, round(r[1] * s))
-
-
 def build_arch_space(cfg: GTNConfig, image_shape: tuple[int, int, int], num_classes: int = 10) -> ArchSpace:
-    """The learner space named by `cfg.arch`, widths scaled by `cfg.arch_scale`.
+    """The learner space named by `cfg.arch` in `ARCH_SPACES`, widths scaled by `cfg.arch_scale`.
 
-    The hidden FC layer of the MNIST space keeps at least 32 units: 16-unit layers (a
-    quarter of appendix A.1's 64) cap what any data can teach in a few steps, and measured
-    on GTN data they cost 3 points of accuracy. The floor is cheap next to the convs.
+    The built-in spaces are in `gtn_edu.arch_space` ("mnist" keeps at least `HIDDEN_FLOOR`
+    hidden FC units); `gtn_edu.arch_space.register_arch_space` adds one.
     """
-    s, wn = cfg.arch_scale, dict(weight_norm=cfg.weight_norm)
-    if cfg.arch == "mnist":
-        hidden = tuple(max(HIDDEN_FLOOR, v) for v in _scale((64, 256), s))
-        return ArchSpace.mnist(image_shape, num_classes, channel_ranges=(_scale((32, 128), s), _scale((64, 256), s)),
-                               hidden_range=hidden, **wn)
-    if cfg.arch == "cifar":
-        ranges = (_scale((32, 128), s),) + (_scale((64, 256), s),) * 4
-        return ArchSpace.cifar(image_shape, num_classes, channel_ranges=ranges, **wn)
-    return ArchSpace.mlp(image_shape, num_classes, width_range=_scale((64, 256), s), **wn)
+    if cfg.arch not in ARCH_SPACES:  # a config validates its arch, but a space may have been removed since
+        raise ValueError(f"unknown architecture space {cfg.arch!r}; choose one of {', '.join(ARCH_SPACES)}, "
+                         "or add one with gtn_edu.arch_space.register_arch_space")
+    return ARCH_SPACES[cfg.arch](cfg, image_shape, num_classes)
+
+
+TeacherMaker = Callable[[GTNConfig, Dataset, type[Teacher], dict], torch.nn.Module]
+"""`(cfg, data, generator, generator_kwargs) -> teacher`: how an arm kind makes its teacher."""
+
+
+@dataclass(frozen=True)
+class ArmKind:
+    """An arm kind of `ARM_KINDS`: how `build_arm` makes its teacher, and what the arm does with codes.
+
+    Attributes:
+        make_teacher: `(cfg, data, generator, generator_kwargs) -> teacher`; `generator` and
+            `generator_kwargs` are `build_arm`'s (the GTN arm's teacher class and its options).
+        generative: the teacher generates images from the curriculum's codes: the arm's curriculum is
+            `cfg.curriculum` (else "none": no learned codes) and `run_arm` draws its image grids.
+    """
+
+    make_teacher: TeacherMaker
+    generative: bool
+
+
+ARM_KINDS: dict[str, ArmKind] = {}
+"""Arm kind name -> `ArmKind`, in registration order."""
+
+
+def register_arm_kind(name: str, *, generative: bool) -> Callable[[TeacherMaker], TeacherMaker]:
+    """Decorator adding a teacher maker `(cfg, data, generator, generator_kwargs) -> teacher` to `ARM_KINDS`.
+
+    `build_arm(name, cfg, data)` then builds an arm around that teacher, with the same
+    curriculum, inner optimiser, learner space, meta-loss and trainer as every other arm.
+    The teacher's initialisation draws from torch's global generator, which `build_arm`
+    seeds from the config (the stream "init/teacher").
+    """
+    return registrar(ARM_KINDS, "arm kind", name, "ARM_KINDS", lambda make_teacher: ArmKind(make_teacher, generative))
+
+
+@register_arm_kind("gtn", generative=True)
+def _generator(cfg: GTNConfig, data: Dataset, generator: type[Teacher], generator_kwargs: dict) -> Teacher:
+    """The GTN: `generator` (the paper's `Teacher` by default), its outputs kept in the data's range."""
+    teacher = generator(data.image_shape, data.num_classes, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
+                        channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
+                        weight_norm=cfg.weight_norm,
+                        output_range=(data.train.x.min().item(), data.train.x.max().item()), **generator_kwargs)
+    compile_teacher(teacher, cfg.compile_step)
+    return teacher
+
+
+@register_arm_kind("real", generative=False)
+def _real(cfg: GTNConfig, data: Dataset, generator: type[Teacher], generator_kwargs: dict) -> RealData:
+    """Real training batches (the baseline, with the same learned lr and momentum)."""
+    return RealData(data.train.x, data.train.y)
+
+
+@register_arm_kind("distilled", generative=False)
+def _distilled(cfg: GTNConfig, data: Dataset, generator: type[Teacher], generator_kwargs: dict) -> DistilledData:
+    """Dataset distillation: one learned image per synthetic example."""
+    return DistilledData(data.image_shape, cfg.inner_steps, cfg.inner_batch, data.num_classes)
 
 
 def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device | str = "cpu",
               log_path=None, callbacks: list[Callback] | tuple = (), progress: bool = True,
               generator: type[Teacher] = Teacher, **generator_kwargs) -> Arm:
-    """A ready-to-train arm: "gtn" (the generator), "real" (tuned real data) or "distilled".
+    """A ready-to-train arm: "gtn" (the generator), "real" (tuned real data), "distilled", or a registered kind.
 
     Every arm meta-learns the inner lr and momentum, so all are tuned the same way. The
     teacher's and codes' initialisation comes from the stream (cfg.seed, "init/teacher");
@@ -83,23 +134,15 @@ def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device 
 
 
 def _build_arm(kind, cfg, data, device, log_path, callbacks, progress, generator, generator_kwargs) -> Arm:
-    shape, k = data.image_shape, data.num_classes
-    curriculum = Curriculum(cfg.inner_steps, cfg.inner_batch, k, cfg.latent_dim,
-                            variant=cfg.curriculum if kind == "gtn" else "none")
-    if kind == "gtn":
-        teacher = generator(shape, k, latent_dim=cfg.latent_dim, hidden=cfg.teacher_hidden,
-                            channels=cfg.teacher_channels, conv_channels=cfg.teacher_conv_channels,
-                            weight_norm=cfg.weight_norm,
-                            output_range=(data.train.x.min().item(), data.train.x.max().item()), **generator_kwargs)
-        compile_teacher(teacher, cfg.compile_step)
-    elif kind == "real":
-        teacher = RealData(data.train.x, data.train.y)
-    elif kind == "distilled":
-        teacher = DistilledData(shape, cfg.inner_steps, cfg.inner_batch, k)
-    else:
-        raise ValueError(f"unknown arm {kind!r}; choose gtn, real or distilled")
+    if kind not in ARM_KINDS:
+        raise ValueError(f"unknown arm {kind!r}; choose one of {', '.join(ARM_KINDS)}, "
+                         "or add one with gtn_edu.experiment.register_arm_kind")
+    shape, k, arm_kind = data.image_shape, data.num_classes, ARM_KINDS[kind]
+    curriculum = Curriculum(cfg.inner_steps, cfg.inner_batch, k, cfg.latent_dim,  # codes first, then the teacher
+                            variant=cfg.curriculum if arm_kind.generative else "none")
+    teacher = arm_kind.make_teacher(cfg, data, generator, generator_kwargs)
     rule = CompiledSGD if cfg.compile_step else FusedSGD  # eq. (1), compiled or on concatenated vectors
-    sgd = rule(cfg.init_lr, cfg.init_momentum, steps=cfg.inner_steps if cfg.per_step_hyper else None, mode=cfg.mode)
+    sgd = rule(cfg.init_lr, cfg.init_momentum, per_step=cfg.inner_steps if cfg.per_step_hyper else None, mode=cfg.mode)
     teacher, curriculum, sgd = teacher.to(device), curriculum.to(device), sgd.to(device)
     arch = build_arch_space(cfg, shape, k)
     # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.
@@ -187,7 +230,7 @@ def run_arm(kind: str, cfg: GTNConfig, data: Dataset | None, out: str | os.PathL
     res = few_step_accuracy(arm.teacher, arm.curriculum, arm.sgd, arm.arch_space, data.test,
                             n_learners=cfg.eval_learners, seed=cfg.seed,  # its own streams ("eval/...")
                             bn_images=bn_images_for(cfg.bn_stats, data.train))
-    if kind == "gtn":
+    if ARM_KINDS[kind].generative:
         save_image_grid(curriculum_images(arm.teacher, arm.curriculum), out / "curriculum.png")
         per_class = min(10, cfg.inner_steps * cfg.inner_batch // cfg.num_classes)
         save_image_grid(class_images(arm.teacher, arm.curriculum, per_class), out / "samples.png", nrow=per_class)

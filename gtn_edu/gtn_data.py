@@ -120,7 +120,7 @@ class ScheduledSGD(UnrolledSGD):
     r"""Eq. (1) on a stored schedule: step t uses exactly the stored $\alpha_t$ and $\beta_t$ (nothing learned)."""
 
     def __init__(self, lr: Tensor, momentum: Tensor, *, mode: str = "checkpoint") -> None:
-        super().__init__(steps=len(lr), mode=mode, learn=False)
+        super().__init__(per_step=len(lr), mode=mode, learn=False)
         self.register_buffer("lr_t", lr.float().clone())
         self.register_buffer("momentum_t", momentum.float().clone())
         self.raw_lr.copy_(self.lr_t.log())  # so `lr` and `momentum` report the schedule (to rounding)

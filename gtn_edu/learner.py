@@ -13,6 +13,7 @@ statistics) comes from the base class. `learners.py` has the paper's two familie
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -94,20 +95,20 @@ class Learner(nn.Module):
         super().__init__()
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
 
-    # ---- the losses a researcher may want to override besides forward ----
-    def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
-        """The loss on real data (what `loss` and `RealBatchLoss` score); cross-entropy (appendix A)."""
+    # ---- the two criteria a researcher may override besides forward ----
+    def outer_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """The criterion on real data (what `meta_loss` and `RealBatchLoss` score); cross-entropy (appendix A)."""
         return F.cross_entropy(output, target)
 
     def inner_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """The loss the learner trains on in the inner loop; `loss_fn` unless overridden.
+        """The criterion the learner trains on in the inner loop; `outer_loss` unless overridden.
 
         `target` is whatever the teacher's batches hold: integer labels, or learned soft
         targets (class probabilities, which cross-entropy accepts as they are; appendix F).
         A policy trained by regression on a teacher's action targets overrides this with MSE
         while its outer objective stays something else entirely.
         """
-        return self.loss_fn(output, target)
+        return self.outer_loss(output, target)
 
     def check_functional(self) -> None:
         """Raise TypeError if a submodule would break functional training (running statistics).
@@ -158,9 +159,9 @@ class Learner(nn.Module):
                 f"input_shape={tuple(x.shape[1:])}, or feed data of the shape it was built for.")
 
     # ---- functional use ----
-    def train_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
-                   y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Inner loss on a training batch with batch statistics; returns (loss, new BN statistics)."""
+    def inner_batch_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
+                         y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """`inner_loss` of weights `params` on a training batch, with batch statistics; (loss, new BN statistics)."""
         out, stats = self._batch_forward(params, buffers, x)
         return self.inner_loss(out, y), stats
 
@@ -198,9 +199,36 @@ class Learner(nn.Module):
         self.eval()
         return functional_call(self, {**state.params, **state.buffers}, (x,))
 
+    def meta_loss(self, state: LearnerState, x: Tensor, y: Tensor) -> Tensor:
+        r"""Meta-loss of a trained state on real data, $\ell(\theta_T; x_\text{real}, y_\text{real})$ (`outer_loss`)."""
+        return self.outer_loss(self.predict(state, x), y)
+
+    # ---- the names before issue 24, kept working (a subclass overriding one overrides the new name) ----
+    RENAMED = {"loss_fn": "outer_loss", "train_loss": "inner_batch_loss", "loss": "meta_loss"}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for old, new in Learner.RENAMED.items():
+            if old in cls.__dict__ and new not in cls.__dict__:
+                warnings.warn(f"{cls.__name__}.{old} overrides a renamed method of Learner: call it {new}",
+                              DeprecationWarning, stacklevel=2)
+                setattr(cls, new, cls.__dict__[old])
+
+    def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
+        """Deprecated name of `outer_loss`."""
+        _renamed("loss_fn")
+        return self.outer_loss(output, target)
+
+    def train_loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor,
+                   y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Deprecated name of `inner_batch_loss`."""
+        _renamed("train_loss")
+        return self.inner_batch_loss(params, buffers, x, y)
+
     def loss(self, state: LearnerState, x: Tensor, y: Tensor) -> Tensor:
-        r"""Meta-loss of a trained learner on real data, e.g. $\ell(\theta_T; x_\text{real})$."""
-        return self.loss_fn(self.predict(state, x), y)
+        """Deprecated name of `meta_loss`."""
+        _renamed("loss")
+        return self.meta_loss(state, x, y)
 
     @torch.no_grad()
     def accuracy(self, state: LearnerState, x: Tensor, y: Tensor, chunk: int = EVAL_CHUNK) -> float:
@@ -208,6 +236,10 @@ class Learner(nn.Module):
         correct = sum((self.predict(state, xb).argmax(1) == yb).sum()
                       for xb, yb in zip(x.split(chunk), y.split(chunk)))
         return float(correct) / len(y)
+
+
+def _renamed(old: str) -> None:
+    warnings.warn(f"Learner.{old} is now Learner.{Learner.RENAMED[old]}", DeprecationWarning, stacklevel=3)
 
 
 # The two learner families of appendix A live in learners.py; importing them from here keeps working.

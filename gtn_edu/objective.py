@@ -51,7 +51,7 @@ class MetaObjective(nn.Module):
 
 
 class RealBatchLoss(MetaObjective):
-    """The supervised meta-loss: mean loss (`learner.loss_fn`) of the scored states on one real batch.
+    """The supervised meta-loss: mean loss (`learner.outer_loss`) of the scored states on one real batch.
 
     Every scored state is scored on the same batch, drawn from `rng` each outer iteration
     and, with `augment`, augmented from the same stream (CIFAR-10, appendix A.2).
@@ -89,7 +89,7 @@ class RealBatchLoss(MetaObjective):
             if self.bn_stats == "real":
                 state = learner.with_batch_stats(state, x)
             out = learner.predict(state, x)
-            losses.append(learner.loss_fn(out, y))
+            losses.append(learner.outer_loss(out, y))
         acc = (out.argmax(1) == y).float().mean()  # accuracy of the final state
         return torch.stack(losses).mean(), {"meta_acc": acc}
 

@@ -23,6 +23,7 @@ Two modes give the same gradient:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -66,7 +67,8 @@ class UnrolledSGD(nn.Module):
     Args:
         lr: initial learning rate $\alpha$ (Table 2: 0.02).
         momentum: initial momentum $\beta$ in (0, 1) (Table 2: 0.5).
-        steps: if given, learn one $\alpha_t, \beta_t$ per inner step; else one shared value.
+        per_step: T to learn one $\alpha_t, \beta_t$ for each of T inner steps; None (default):
+            one shared pair. (Before issue 24 this was `steps=`, which still works with a warning.)
         mode: "checkpoint" (memory ~ T x parameters) or "full" (one autograd graph).
         learn: make $\alpha, \beta$ learnable parameters (else fixed buffers).
         compile_step: deprecated; build `gtn_edu.fast.CompiledSGD` instead.
@@ -74,23 +76,29 @@ class UnrolledSGD(nn.Module):
     Examples:
         >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
         >>> state = sgd.unroll(learner, teacher.batches(curriculum))  # doctest: +SKIP
-        >>> learner.loss(state, x_real, y_real).backward()             # doctest: +SKIP
+        >>> learner.meta_loss(state, x_real, y_real).backward()        # doctest: +SKIP
     """
 
     compile_step = False
     """Whether the learner's half of each step runs through `torch.compile` (`gtn_edu.fast.CompiledSGD`)."""
 
-    def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, steps: int | None = None,
-                 mode: str = "checkpoint", learn: bool = True, compile_step: bool = False) -> None:
+    def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, per_step: int | None = None,
+                 mode: str = "checkpoint", learn: bool = True, compile_step: bool = False,
+                 steps: int | None = None) -> None:
         super().__init__()
         positive_float("lr", float(lr))
         unit_interval("momentum (a sigmoid of a learned number)", float(momentum))
-        if steps is not None:
-            positive_int("steps", steps)
+        if steps is not None:  # the old name: `steps` means T everywhere else
+            if per_step is not None:
+                raise ValueError("steps is the old name of per_step; give only per_step")
+            warnings.warn("UnrolledSGD(steps=T) is now UnrolledSGD(per_step=T)", DeprecationWarning, stacklevel=2)
+            per_step, steps = steps, None
+        if per_step is not None:
+            positive_int("per_step", per_step)
         if mode not in ("full", "checkpoint"):
             raise ValueError(f"mode must be 'full' or 'checkpoint', got {mode!r}")
-        self.mode, self.per_step = mode, steps is not None
-        n = steps or 1
+        self.mode, self.per_step = mode, per_step is not None
+        n = per_step or 1
         raw_lr = torch.full((n,), float(torch.tensor(lr).log()))
         raw_mom = torch.full((n,), float(torch.tensor(momentum).logit()))
         if learn:
@@ -188,7 +196,7 @@ class UnrolledSGD(nn.Module):
         r"""$g_t = \nabla_\theta \ell_\text{inner}(x_t, y_t; \theta_t)$, then `update`: the learner's half of a step."""
         with torch.enable_grad():
             params = {k: p if p.requires_grad else p.detach().requires_grad_() for k, p in state.params.items()}
-            loss, stats = learner.train_loss(params, state.buffers, x, y)  # also the BN statistics of x_t
+            loss, stats = learner.inner_batch_loss(params, state.buffers, x, y)  # also the BN statistics of x_t
             names = list(params)
             grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=differentiable)
         if not differentiable:
@@ -222,7 +230,7 @@ class UnrolledSGD(nn.Module):
             raise ValueError(f"the inner loop needs at least 1 step, got steps={T}")
         if self.per_step and self.raw_lr.numel() != T:
             raise ValueError(f"this UnrolledSGD learns {self.raw_lr.numel()} per-step values but the batches "
-                             f"have {T} steps; build it with steps={T}")
+                             f"have {T} steps; build it with per_step={T}")
         keep = sorted(set(at)) if at is not None else [T]
         if keep[0] < 1 or keep[-1] > T:
             raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")

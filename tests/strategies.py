@@ -47,7 +47,7 @@ class Problem:
             self.sgd.mode = mode
         states = self.sgd.unroll(self.learner, self.teacher.batches(self.curriculum),
                                  at=at or [self.curriculum.steps])
-        return torch.stack([self.learner.loss(s, self.x_real, self.y_real) for s in states]).mean()
+        return torch.stack([self.learner.meta_loss(s, self.x_real, self.y_real) for s in states]).mean()
 
 
 @st.composite
@@ -77,7 +77,7 @@ def problems(draw, max_steps: int = 6) -> Problem:
                               hidden=draw(st.sampled_from([None, 5])), batch_norm=batch_norm,
                               weight_norm=weight_norm)
     learner = learner.double()
-    sgd = UnrolledSGD(lr, momentum, steps=steps if per_step else None).double()
+    sgd = UnrolledSGD(lr, momentum, per_step=steps if per_step else None).double()
     with torch.no_grad():  # per-step values that differ, so a wrong index would show
         sgd.raw_lr.add_(0.1 * torch.randn_like(sgd.raw_lr))
         sgd.raw_momentum.add_(0.1 * torch.randn_like(sgd.raw_momentum))

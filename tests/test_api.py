@@ -39,11 +39,16 @@ def test_import_paths_of_gtn_edu_0_1_still_work():
 
 
 NAS_API = {
-    "OPERATIONS", "PAPER_OPERATIONS", "register_operation", "ConvBN", "Genotype", "CellNetwork", "CellSpace",
-    "NASConfig", "FINAL_CHANGES", "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation",
-    "SynFlowEvaluation", "NASWOTEvaluation", "NASEvaluator", "sample_specs", "random_search", "compare_searches",
-    "simulate_searches", "truth_table", "GroundTruth", "PROXY_SEEDS", "score_architectures", "mean_over_seeds",
-    "proxy_table", "markdown_table", "rank_correlations", "paired_bootstrap", "seed_to_seed", "plot_cell",
+    # the search space and its operations
+    "Genotype", "CellSpace", "CellNetwork", "NASConfig", "FINAL_CHANGES", "OPERATIONS", "PAPER_OPERATIONS",
+    "register_operation", "ConvBN",
+    # judges of an architecture, and the cached evaluator that runs one
+    "Evaluation", "GTNEvaluation", "RealDataEvaluation", "EpochsEvaluation", "SynFlowEvaluation", "NASWOTEvaluation",
+    "NASEvaluator", "PROXY_SEEDS", "score_architectures", "mean_over_seeds",
+    # the ground truth, rank statistics and tables
+    "GroundTruth", "rank_correlations", "paired_bootstrap", "seed_to_seed", "proxy_table", "markdown_table",
+    # searches and figures
+    "sample_specs", "random_search", "compare_searches", "simulate_searches", "truth_table", "plot_cell",
     "plot_proxies", "plot_searches",
 }
 """What `gtn_edu.nas` exports (issue 24, item 5): what tutorial 3, the docs and a search need."""

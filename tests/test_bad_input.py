@@ -104,7 +104,7 @@ def test_numbers_in_the_library_are_checked_too():
             UnrolledSGD(lr=bad)
     teacher = RealData(torch.randn(20, 1, 4, 4), torch.randint(10, (20,)))
     pieces = (teacher, Curriculum(2, 10, 10, variant="none"), UnrolledSGD(), ArchSpace.mlp((1, 4, 4), 10))
-    loss = lambda learner, states: (learner.loss(states[-1], torch.randn(4, 1, 4, 4), torch.zeros(4).long()), {})
+    loss = lambda learner, states: (learner.meta_loss(states[-1], torch.randn(4, 1, 4, 4), torch.zeros(4).long()), {})
     for kwargs, match in [({"grad_clip": -1.0}, "grad_clip"), ({"grad_clip": 0.0}, "grad_clip"),
                           ({"grad_clip": math.nan}, "grad_clip"), ({"outer_lr": math.inf}, "outer_lr"),
                           ({"hyper_lr": -0.1}, "hyper_lr"), ({"betas": (0.9, 1.5)}, r"betas\[1\]"),

@@ -18,7 +18,7 @@ from gtn_edu.fast import compiled as compiled_step
 def _meta_gradient(learner, teacher, cur, sgd, x_real, y_real):
     compile_teacher(teacher, sgd.compile_step)
     state = sgd.unroll(learner, teacher.batches(cur))
-    loss = learner.loss(state, x_real, y_real)
+    loss = learner.meta_loss(state, x_real, y_real)
     targets = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
     return torch.autograd.grad(loss, targets), state
 
@@ -33,8 +33,8 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
     for width in (12, 9):  # two architectures of one family: the second must reuse the graphs
         learner = MLPLearner((1, 8, 8), 4, (width,)).double()
         for mode in ("checkpoint", "full"):
-            eager = UnrolledSGD(0.1, 0.6, steps=3, mode=mode).double()
-            compiled = CompiledSGD(0.1, 0.6, steps=3, mode=mode).double()
+            eager = UnrolledSGD(0.1, 0.6, per_step=3, mode=mode).double()
+            compiled = CompiledSGD(0.1, 0.6, per_step=3, mode=mode).double()
             g_eager, s_eager = _meta_gradient(learner, teacher, cur, eager, x_real, y_real)
             g_comp, s_comp = _meta_gradient(learner, teacher, cur, compiled, x_real, y_real)
             for a, b in zip(g_comp, g_eager):
@@ -42,11 +42,11 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
             for a, b in zip(s_comp.tensors(), s_eager.tensors()):
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
         # training without a graph (the forward sweep, evaluation) gives the same learner too
-        plain = CompiledSGD(0.1, 0.6, steps=3).double()
+        plain = CompiledSGD(0.1, 0.6, per_step=3).double()
         compile_teacher(teacher)
         trained = plain.unroll(learner, teacher.batches(cur), differentiable=False)
         compile_teacher(teacher, False)
-        ref = UnrolledSGD(0.1, 0.6, steps=3).double().unroll(learner, teacher.batches(cur), differentiable=False)
+        ref = UnrolledSGD(0.1, 0.6, per_step=3).double().unroll(learner, teacher.batches(cur), differentiable=False)
         for a, b in zip(trained.tensors(), ref.tensors()):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
             assert not a.requires_grad
@@ -66,9 +66,9 @@ def test_a_per_tensor_update_subclass_runs_compiled():
     cur = Curriculum.full(3, 8, 4, 6).double()
     learner = MLPLearner((1, 8, 8), 4, (7,)).double()
     x_real, y_real = torch.randn(16, 1, 8, 8, dtype=torch.float64), torch.arange(16) % 4
-    g_eager, s_eager = _meta_gradient(learner, teacher, cur, UnrolledSGD(0.1, 0.6, steps=3).double(), x_real, y_real)
+    g_eager, s_eager = _meta_gradient(learner, teacher, cur, UnrolledSGD(0.1, 0.6, per_step=3).double(), x_real, y_real)
     g_comp, s_comp = _meta_gradient(learner, teacher, cur,
-                                    compiled_rule(0.1, 0.6, steps=3).double(), x_real, y_real)
+                                    compiled_rule(0.1, 0.6, per_step=3).double(), x_real, y_real)
     for a, b in zip([*g_comp, *s_comp.tensors()], [*g_eager, *s_eager.tensors()]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     # the subclass's rule ran: its weights do not share the concatenated buffer of the default rule

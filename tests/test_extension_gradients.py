@@ -82,7 +82,7 @@ def _meta_loss(pieces, objective=None):
     state = sgd.unroll(learner, teacher.batches(curriculum))
     if objective is not None:
         return objective(learner, [state])[0]
-    return learner.loss(state, x, y)
+    return learner.meta_loss(state, x, y)
 
 
 def _check(pieces_of_mode, pick, objective_of=None):
@@ -151,7 +151,7 @@ def test_arch_space_subclass_parameter_gets_its_meta_gradient():
             start = learner.init_state()
             start = start.with_tensors([t * space.init_scale if t.is_floating_point() else t
                                         for t in start.tensors()])
-            return learner.loss(sgd.unroll(learner, teacher.batches(curriculum), start), x, y)
+            return learner.meta_loss(sgd.unroll(learner, teacher.batches(curriculum), start), x, y)
 
         (grad,) = torch.autograd.grad(loss(), [space.init_scale])
         with torch.no_grad():
@@ -178,7 +178,7 @@ def test_learner_subclass_reading_an_outside_tensor_is_refused_in_checkpoint_mod
     for mode in ("full", "checkpoint"):
         teacher, curriculum, _, sgd, x, y = _problem(mode)
         learner = TemperedLearner(IMAGE, NUM_CLASSES, (5,)).double()
-        loss = learner.loss(sgd.unroll(learner, teacher.batches(curriculum)), x, y)
+        loss = learner.meta_loss(sgd.unroll(learner, teacher.batches(curriculum)), x, y)
         if mode == "full":
             (grad,) = torch.autograd.grad(loss, [temperature])
             assert grad is not None and grad.abs() > 0
@@ -196,7 +196,7 @@ def test_the_meta_trainer_optimises_an_inner_optimisers_own_parameter():
     space = ArchSpace.mlp(IMAGE, NUM_CLASSES, width_range=(5, 5))
     x, y = torch.randn(7, *IMAGE), torch.randint(NUM_CLASSES, (7,))
     trainer = MetaTrainer(teacher, Curriculum(2, 6, NUM_CLASSES, variant="none"), sgd, space,
-                          lambda learner, states: (learner.loss(states[-1], x, y), {}), progress=False)
+                          lambda learner, states: (learner.meta_loss(states[-1], x, y), {}), progress=False)
     before = sgd.log_decay.detach().clone()
     trainer.fit(2)
     assert not torch.equal(sgd.log_decay.detach(), before)

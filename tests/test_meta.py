@@ -39,7 +39,7 @@ def _fixed_learners_loss(trainer, n=16):
         for _ in range(n):
             learner = trainer.arch_space.sample(rng)
             state = trainer.sgd.unroll(learner, trainer.teacher.batches(trainer.curriculum), differentiable=False)
-            total += learner.loss(state, split.x, split.y).item()
+            total += learner.meta_loss(state, split.x, split.y).item()
     return total / n
 
 
@@ -187,7 +187,7 @@ def test_resume_is_bit_exact(tmp_path, mode):
         torch.manual_seed(3)
         teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
         return MetaTrainer(teacher, Curriculum.shuffled_batch(3, 8, K, latent_dim=8),
-                           UnrolledSGD(0.05, 0.5, steps=3, mode=mode), ArchSpace.mnist(SHAPE, K, channel_ranges=(
+                           UnrolledSGD(0.05, 0.5, per_step=3, mode=mode), ArchSpace.mnist(SHAPE, K, channel_ranges=(
                                (2, 4), (2, 4)), hidden_range=(4, 8)), RealBatchLoss(_toy_split(), 16), outer_lr=0.01,
                            meta_loss_every=1, lr_schedule="cosine", total_steps=6, seed=5, progress=False)
     a = build()
@@ -300,7 +300,7 @@ def test_a_plain_function_is_still_a_meta_loss():
 
     def meta_loss(learner, states):
         x, y = split.x[:16], split.y[:16]
-        return learner.loss(states[-1], x, y), {}
+        return learner.meta_loss(states[-1], x, y), {}
 
     torch.manual_seed(0)
     teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
@@ -339,7 +339,7 @@ def test_learners_per_step_averages_fresh_learners():
     def meta_loss(learner, states):
         seen.append(learner)
         real = _toy_split(32, seed=len(seen))
-        losses.append(learner.loss(states[-1], real.x, real.y))
+        losses.append(learner.meta_loss(states[-1], real.x, real.y))
         return losses[-1], {"k": float(len(seen))}
 
     torch.manual_seed(0)

@@ -72,7 +72,7 @@ def test_backward_and_autograd_grad_agree(mode):
     sgd = UnrolledSGD(0.05, 0.6, mode=mode).double()
     x, y = torch.randn(5, *IMAGE, dtype=torch.float64), torch.randint(NUM_CLASSES, (5,))
     params = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
-    loss = learner.loss(sgd.unroll(learner, teacher.batches(cur)), x, y)
+    loss = learner.meta_loss(sgd.unroll(learner, teacher.batches(cur)), x, y)
     via_grad = torch.autograd.grad(loss, params, retain_graph=True)
     loss.backward()
     for p, g in zip(params, via_grad):

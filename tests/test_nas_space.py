@@ -188,7 +188,7 @@ def _problem():
 
     def meta_loss(mode: str) -> torch.Tensor:
         sgd.mode = mode
-        return net.loss(sgd.unroll(net, batches), x_real, y_real)
+        return net.meta_loss(sgd.unroll(net, batches), x_real, y_real)
 
     return meta_loss, images, sgd
 

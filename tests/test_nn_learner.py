@@ -92,7 +92,7 @@ def test_trained_state_scores_with_last_batch_statistics():
     learner = MLPLearner((1, 4, 4), 3, (5,))
     state = learner.init_state()
     x, y = torch.randn(6, 1, 4, 4), torch.randint(3, (6,))
-    _, stats = learner.train_loss(state.params, state.buffers, x, y)
+    _, stats = learner.inner_batch_loss(state.params, state.buffers, x, y)
     state.buffers.update(stats)
     h = F.linear(x.flatten(1), learner.layers[0].effective_weight(), learner.layers[0].bias)
     torch.testing.assert_close(stats["bns.0.running_mean"], h.mean(0))
@@ -142,3 +142,27 @@ def test_cifar_space_builds_and_runs():
     assert [c.stride for c in learner.convs] == [1, 2, 1, 2, 1]
     out = learner.predict(learner.init_state(), torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
+
+
+def test_old_loss_names_still_work_and_an_old_override_is_honoured():
+    """Issue 24: loss_fn -> outer_loss, train_loss -> inner_batch_loss, loss -> meta_loss (old names warn)."""
+    learner = MLPLearner((1, 4, 4), 3, (5,), batch_norm=True)
+    state, x, y = learner.init_state(), torch.randn(6, 1, 4, 4), torch.tensor([0, 1, 2] * 2)
+    with pytest.warns(DeprecationWarning, match="Learner.loss is now Learner.meta_loss"):
+        old = learner.loss(state, x, y)
+    assert torch.equal(old, learner.meta_loss(state, x, y))
+    with pytest.warns(DeprecationWarning, match="loss_fn is now Learner.outer_loss"):
+        assert torch.equal(learner.loss_fn(learner(x), y), learner.outer_loss(learner(x), y))
+    with pytest.warns(DeprecationWarning, match="train_loss is now Learner.inner_batch_loss"):
+        a, _ = learner.train_loss(state.params, state.buffers, x, y)
+    assert torch.equal(a, learner.inner_batch_loss(state.params, state.buffers, x, y)[0])
+
+    with pytest.warns(DeprecationWarning, match="Squared.loss_fn overrides a renamed method of Learner: call it"):
+        class Squared(MLPLearner):  # written for the old name
+            def loss_fn(self, output, target):
+                return (output - F.one_hot(target, 3).float()).square().mean()
+    sq = Squared((1, 4, 4), 3, (5,))
+    s = sq.init_state()
+    want = (sq.predict(s, x) - F.one_hot(y, 3).float()).square().mean()
+    assert torch.equal(sq.meta_loss(s, x, y), want)  # the old override is the outer loss
+    assert torch.equal(sq.inner_loss(sq(x), y), sq.loss_fn(sq(x), y))  # and, by default, the inner one

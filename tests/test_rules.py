@@ -18,8 +18,8 @@ from gtn_edu.rules import InnerAdam, LearnedDecaySGD
 pytestmark = pytest.mark.usefixtures("float64")  # conftest.py: float64 in every test here
 
 
-RULES = {"decay": lambda mode: LearnedDecaySGD(0.05, 0.6, decay=0.05, steps=3, mode=mode),
-         "adam": lambda mode: InnerAdam(0.02, 0.8, 0.95, eps=1e-6, steps=3, mode=mode)}
+RULES = {"decay": lambda mode: LearnedDecaySGD(0.05, 0.6, decay=0.05, per_step=3, mode=mode),
+         "adam": lambda mode: InnerAdam(0.02, 0.8, 0.95, eps=1e-6, per_step=3, mode=mode)}
 
 
 def _problem(rule, mode):
@@ -34,7 +34,7 @@ def _problem(rule, mode):
 
 
 def _loss(teacher, curriculum, learner, sgd, x, y):
-    return learner.loss(sgd.unroll(learner, teacher.batches(curriculum)), x, y)
+    return learner.meta_loss(sgd.unroll(learner, teacher.batches(curriculum)), x, y)
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
@@ -78,7 +78,7 @@ def test_inner_adam_is_adam():
     m = {k: torch.zeros_like(p) for k, p in params.items()}
     v = {k: torch.zeros_like(p) for k, p in params.items()}
     for n, (x, y) in enumerate(data, 1):
-        loss, _ = learner.train_loss(params, {}, x, y)
+        loss, _ = learner.inner_batch_loss(params, {}, x, y)
         grads = torch.autograd.grad(loss, list(params.values()))
         with torch.no_grad():
             for (k, p), g in zip(params.items(), grads):

@@ -37,7 +37,8 @@ def _setup(space: str, k: int = 3, variant: str = "shuffled_batch"):
 
 def _meta_gradient(sgd, teacher, cur, learners, batches, real, stack):
     kept = unroll_learners(sgd, learners, batches(), [2, 3], stack=stack)
-    loss = sum(m.loss(states[-1], x, y) + m.loss(states[0], x, y) for m, states, (x, y) in zip(learners, kept, real))
+    loss = sum(m.meta_loss(states[-1], x, y) + m.meta_loss(states[0], x, y)
+               for m, states, (x, y) in zip(learners, kept, real))
     targets = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
     return torch.autograd.grad(loss / len(learners), targets), kept
 
@@ -143,7 +144,7 @@ def test_meta_trainer_stack_learners_gives_the_same_iteration():
     with pytest.raises(ValueError, match="compile_step"):
         MetaTrainer(Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4),
                     Curriculum.full(3, 8, K, latent_dim=8), CompiledSGD(), ArchSpace.mlp(SHAPE, K),
-                    lambda m, s: (m.loss(s[-1], *_toy()), {}), stack_learners=True)
+                    lambda m, s: (m.meta_loss(s[-1], *_toy()), {}), stack_learners=True)
 
 
 def _toy():
@@ -162,7 +163,7 @@ def test_learners_on_the_same_batches_get_each_batch_computed_once(mode, calls_o
     calls = []
     teacher.register_forward_hook(lambda *_: calls.append(1))
     x, y = torch.randn(16, *SHAPE, dtype=torch.float64), torch.arange(16) % K
-    sgd = UnrolledSGD(0.1, 0.6, steps=3, mode=mode).double()
+    sgd = UnrolledSGD(0.1, 0.6, per_step=3, mode=mode).double()
     targets = [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum]
     grads = []
     for once in (True, False):
@@ -171,7 +172,7 @@ def test_learners_on_the_same_batches_get_each_batch_computed_once(mode, calls_o
             kept = unroll_learners(sgd, learners, [teacher.batches(cur) for _ in learners], [3], stack=False)
         else:
             kept = [[sgd.unroll(m, teacher.batches(cur))] for m in learners]
-        loss = sum(m.loss(s[-1], x, y) for m, s in zip(learners, kept))
+        loss = sum(m.meta_loss(s[-1], x, y) for m, s in zip(learners, kept))
         grads.append(torch.autograd.grad(loss, targets))
         assert len(calls) == (calls_once if once else calls_each)
     for a, b in zip(*grads):

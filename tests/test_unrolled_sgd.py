@@ -25,7 +25,7 @@ def test_follows_torch_sgd_trajectory(mode):
     opt = torch.optim.SGD(ref.parameters(), lr=sgd.lr.item(), momentum=sgd.momentum.item())
     for t in range(T):
         opt.zero_grad()
-        ref.loss_fn(ref(xs[t]), ys[t]).backward()
+        ref.outer_loss(ref(xs[t]), ys[t]).backward()
         opt.step()
         for name, p in ref.named_parameters():
             torch.testing.assert_close(states[t].params[name], p.detach(), rtol=1e-12, atol=1e-12)
@@ -36,7 +36,7 @@ def test_per_step_values_are_used_at_their_step():
     learner = MLPLearner((1, 2, 2), 2, (3,), batch_norm=False).double()
     xs, ys = torch.randn(2, 4, 1, 2, 2, dtype=torch.float64), torch.randint(2, (2, 4))
     batches = TensorBatches(2, (), lambda t, _: xs[t], ys)
-    sgd = UnrolledSGD(0.1, 0.5, steps=2).double()
+    sgd = UnrolledSGD(0.1, 0.5, per_step=2).double()
     with torch.no_grad():
         sgd.raw_lr[1] = -50.0  # lr ~ 0 at the second step
     s1, s2 = sgd.unroll(learner, batches, at=[1, 2], differentiable=False)
@@ -51,16 +51,16 @@ def test_bad_settings_raise_with_fix():
         UnrolledSGD(lr=float("inf"))
     with pytest.raises(ValueError, match="momentum"):
         UnrolledSGD(momentum=1.0)
-    with pytest.raises(ValueError, match="steps"):
-        UnrolledSGD(steps=0)
+    with pytest.raises(ValueError, match="per_step"):
+        UnrolledSGD(per_step=0)
     with pytest.raises(ValueError, match="mode"):
         UnrolledSGD(mode="fast")
     with pytest.raises(ValueError, match="positive integer"):
         Curriculum(0, 10, 10)
-    with pytest.raises(ValueError, match="steps=3"):
+    with pytest.raises(ValueError, match="per_step=3"):
         learner = MLPLearner((1, 4, 4), 10, (4,))
         teacher = RealData(torch.randn(20, 1, 4, 4), torch.randint(10, (20,)))
-        UnrolledSGD(steps=4).unroll(learner, teacher.batches(Curriculum(3, 10, 10)))
+        UnrolledSGD(per_step=4).unroll(learner, teacher.batches(Curriculum(3, 10, 10)))
 
 
 def test_batch_not_divisible_by_classes_names_the_fix():
@@ -115,7 +115,7 @@ def _watched_unroll(at, backward: bool):
     refs = []
     states = UnrolledSGD(0.1, 0.5, mode="checkpoint").unroll(
         learner, teacher.batches(cur), at=at, callback=lambda t, s, loss: refs.extend(map(weakref.ref, s.tensors())))
-    loss = sum(learner.loss(s, torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)) for s in states)
+    loss = sum(learner.meta_loss(s, torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)) for s in states)
     if backward:
         loss.backward()
     return refs
@@ -161,7 +161,7 @@ def test_inner_loss_can_differ_from_the_outer_loss():
         return learner.predict(state, x[0]).pow(2).mean(), state
 
     loss_ck, state = outer("checkpoint")
-    inner, _ = learner.train_loss(state.params, state.buffers, x[0], targets[0])
+    inner, _ = learner.inner_batch_loss(state.params, state.buffers, x[0], targets[0])
     torch.testing.assert_close(inner, torch.nn.functional.mse_loss(learner.predict(state, x[0]), targets[0]))
     (g_ck,) = torch.autograd.grad(loss_ck, targets)
     (g_full,) = torch.autograd.grad(outer("full")[0], targets)
@@ -190,7 +190,7 @@ def test_fused_update_on_concatenated_vectors_equals_the_plain_rule(mode):
         sgd = cls(0.1, 0.6, mode=mode).double()
         x, y = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
         state = sgd.unroll(learner, teacher.batches(cur))
-        loss = learner.loss(state, x, y)
+        loss = learner.meta_loss(state, x, y)
         grads = torch.autograd.grad(loss, [*teacher.parameters(), cur.codes, sgd.raw_lr, sgd.raw_momentum])
         results.append(([t.detach() for t in state.tensors()], grads, list(state.params.values())))
     (states_a, grads_a, params_a), (states_b, grads_b, params_b) = results
@@ -210,6 +210,16 @@ def test_speed_paths_keep_the_plain_rule_s_fingerprint():
     class Other(FusedSGD):
         pass
 
-    keys = {cls.__name__: fingerprint(cls(0.1, 0.6, steps=3)) for cls in (UnrolledSGD, FusedSGD, CompiledSGD, Other)}
+    keys = {cls.__name__: fingerprint(cls(0.1, 0.6, per_step=3)) for cls in (UnrolledSGD, FusedSGD, CompiledSGD, Other)}
     assert keys["UnrolledSGD"] == keys["FusedSGD"] == keys["CompiledSGD"] != keys["Other"]
-    assert fingerprint(UnrolledSGD(0.1, 0.6, steps=3)) != fingerprint(UnrolledSGD(0.2, 0.6, steps=3))
+    assert fingerprint(UnrolledSGD(0.1, 0.6, per_step=3)) != fingerprint(UnrolledSGD(0.2, 0.6, per_step=3))
+
+
+def test_steps_is_the_old_name_of_per_step():
+    """Issue 24: `steps` means T everywhere else; one (lr, momentum) per step is `per_step=T` (old name warns)."""
+    with pytest.warns(DeprecationWarning, match=r"UnrolledSGD\(steps=T\) is now UnrolledSGD\(per_step=T\)"):
+        old = UnrolledSGD(0.1, 0.6, steps=3)
+    new = UnrolledSGD(0.1, 0.6, per_step=3)
+    assert old.per_step and torch.equal(old.raw_lr, new.raw_lr) and old.raw_lr.shape == (3,)
+    with pytest.raises(ValueError, match="give only per_step"):
+        UnrolledSGD(steps=3, per_step=3)

@@ -159,7 +159,7 @@ learner = gtn.arch_space.sample().to(device)
 batches = gtn.teacher.batches(gtn.curriculum)  # x_t = G(z_t, y_t), made lazily
 theta_T = gtn.sgd.unroll(learner, batches)     # T differentiable SGD steps
 x_real, y_real = data.train.sample(cfg.outer_batch)
-meta_loss = learner.loss(theta_T, x_real, y_real)
+meta_loss = learner.meta_loss(theta_T, x_real, y_real)
 meta_loss.backward()
 print(f"meta-loss {meta_loss.item():.3f}; gradient norms reaching")
 for name, p in [("the generator's fc1.v", gtn.teacher.fc1.v),
@@ -273,7 +273,7 @@ def stretched(sgd: UnrolledSGD, k: int) -> UnrolledSGD:
     """A frozen copy of `sgd` for k times the steps (each per-step value used k times)."""
     if not sgd.per_step:
         return sgd
-    out = UnrolledSGD(steps=sgd.raw_lr.numel() * k, mode=sgd.mode, learn=False)
+    out = UnrolledSGD(per_step=sgd.raw_lr.numel() * k, mode=sgd.mode, learn=False)
     out = out.to(sgd.raw_lr.device)
     out.raw_lr.copy_(sgd.raw_lr.detach().repeat_interleave(k))
     out.raw_momentum.copy_(sgd.raw_momentum.detach().repeat_interleave(k))

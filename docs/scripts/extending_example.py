@@ -167,7 +167,7 @@ def main() -> None:
     teacher = TemplateTeacher((1, 28, 28), 10, latent_dim=32, hidden=128,
                               channels=16, conv_channels=16)
     curriculum = NoisyCurriculum(T, B, 10, latent_dim=32, noise=0.1)
-    sgd = NesterovSGD(lr=0.1, momentum=0.5, steps=T, mode="full")
+    sgd = NesterovSGD(lr=0.1, momentum=0.5, per_step=T, mode="full")
     space = TinyConvSpace()
     objective = HardClassLoss(data.train, batch_size=64)
     trainer = MetaTrainer(teacher, curriculum, sgd, space, objective,

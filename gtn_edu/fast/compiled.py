@@ -52,7 +52,7 @@ def functional_step(sgd, learner, params: dict[str, Tensor], momentum: dict[str,
     Differentiable in every input tensor (the gradient is taken with `torch.func.grad`).
     """
     def inner(p: dict[str, Tensor]):
-        loss, stats = learner.train_loss(p, buffers, x, y)
+        loss, stats = learner.inner_batch_loss(p, buffers, x, y)
         return loss, (loss, stats)
 
     grads, (loss, stats) = grad(inner, has_aux=True)(params)

@@ -89,7 +89,7 @@ class StackedLearners:
         states = [start(m) if start is not None else m.init_state() for m in self.learners]
         return states[0].with_tensors([torch.stack(ts) for ts in zip(*(s.tensors() for s in states))])
 
-    def train_loss(self, *args):
+    def inner_batch_loss(self, *args):
         """Refused: k stacked learners step through `StackedSGD(sgd)`, never a plain `UnrolledSGD`."""
         raise TypeError("stacked learners train with gtn_edu.fast.StackedSGD(sgd).unroll(...), not sgd.unroll(...)")
 

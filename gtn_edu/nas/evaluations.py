@@ -175,7 +175,7 @@ class RealDataEvaluation(GTNEvaluation):
 
 
 class EpochsEvaluation(Evaluation):
-    """Ordinary training for k epochs of real data: `torch.optim.SGD` on `learner.loss_fn`.
+    """Ordinary training for k epochs of real data: `torch.optim.SGD` on `learner.outer_loss`.
 
     Each epoch visits `train` in a new order drawn from `rng`, in batches of `batch_size`;
     a last batch smaller than that is dropped (as `drop_last`). BatchNorm follows the
@@ -220,7 +220,7 @@ class EpochsEvaluation(Evaluation):
         for _ in range(self.epochs):
             order = torch.randperm(len(y), generator=rng).to(x.device)
             for idx in order[:len(y) - len(y) % size].split(size):  # drop the ragged last batch
-                loss = learner.loss_fn(learner(x[idx]), y[idx])
+                loss = learner.outer_loss(learner(x[idx]), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

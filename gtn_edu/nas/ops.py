@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import registrar
 from ..nn import LEAKY_SLOPE, LearnerBatchNorm, WNConv2d
 
 __all__ = ["OPERATIONS", "PAPER_OPERATIONS", "register_operation", "ConvBN", "FactorizedReduce", "Pool"]
@@ -52,14 +53,7 @@ def register_operation(name: str) -> Callable[[Operation], Operation]:
         raise ValueError(f"operation names must be non-empty and free of spaces and ' ()+=;,' (they appear in "
                          f"Genotype strings), got {name!r}; use e.g. 'conv_5x5'")
 
-    def add(constructor: Operation) -> Operation:
-        if name in OPERATIONS:
-            raise ValueError(f"operation {name!r} is already registered; pick another name, or "
-                             f"`del OPERATIONS[{name!r}]` first to replace it")
-        OPERATIONS[name] = constructor
-        return constructor
-
-    return add
+    return registrar(OPERATIONS, "operation", name, "OPERATIONS")
 
 
 def _act(x: Tensor) -> Tensor:
