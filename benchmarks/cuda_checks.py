@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 from report import environment, write_json
 
-from gtn_edu import ArchSpace, Curriculum, Teacher, UnrolledSGD
+from gtn_edu import ArchSpace, Curriculum, OuterAdam, Teacher, UnrolledSGD
 from gtn_edu.data import Split
 from gtn_edu.meta import Callback, MetaTrainer, RealBatchLoss
 
@@ -160,7 +160,7 @@ def _resume_trainer(device: str) -> MetaTrainer:
     sgd = UnrolledSGD(0.05, 0.5, per_step=3, mode="checkpoint").to(device)
     space = ArchSpace.mnist(shape, k, channel_ranges=((2, 4), (2, 4)), hidden_range=(4, 8))
     return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(_toy_split(shape, k).to(device), 16),
-                       outer_lr=0.01, meta_loss_every=1, seed=5, progress=False)
+                       outer=OuterAdam(outer_lr=0.01), meta_loss_every=1, seed=5, progress=False)
 
 
 def _trainer_tensors(tr: MetaTrainer) -> dict[str, torch.Tensor]:
@@ -255,7 +255,7 @@ def _memory_trainer(device: str, callbacks) -> MetaTrainer:
     sgd = UnrolledSGD(0.05, 0.5, mode="checkpoint").to(device)
     space = ArchSpace.mlp(shape, k, width_range=(512, 512), max_layers=1)
     return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(_toy_split(shape, k).to(device), 16),
-                       outer_lr=0.01, meta_loss_every=1, callbacks=callbacks, progress=False)
+                       outer=OuterAdam(outer_lr=0.01), meta_loss_every=1, callbacks=callbacks, progress=False)
 
 
 def check_memory(device: str, iterations: int = 20) -> dict:

@@ -4,7 +4,7 @@ The public API, re-exported here:
 
 * data flow: `Curriculum` -> `Teacher` -> `UnrolledSGD(Learner)` -> meta-loss;
 * baselines: `RealData`, `DistilledData`;
-* outer loop: `MetaTrainer`, `Callback`; what it minimises: `MetaObjective`, `RealBatchLoss`
+* outer loop: `MetaTrainer` with `OuterAdam`, `Callback`; what it minimises: `MetaObjective`, `RealBatchLoss`
   (with `RandomCropFlip` to augment its real batches);
 * evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
 * configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`;
@@ -23,7 +23,7 @@ from .curriculum import Curriculum, register_curriculum_variant
 from .data import DataNotFoundError, Dataset, Split, load_dataset
 from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
 from .learner import ConvLearner, Learner, LearnerState, MLPLearner
-from .meta import Callback, MetaLossDivergedError, MetaTrainer
+from .meta import Callback, MetaLossDivergedError, MetaTrainer, OuterAdam
 from .nn import LearnerBatchNorm, UpsampleConv2d, WNConv2d, WNLinear
 from .objective import MetaObjective, RealBatchLoss
 from .seeding import derive_seed, make_rng
@@ -36,7 +36,8 @@ __all__ = [
     "ArchSpace", "ConvSpace", "MLPSpace", "CIFARConfig", "GTNConfig", "MNISTConfig", "Curriculum",
     "DataNotFoundError", "Dataset", "Split", "load_dataset", "FewStepResult", "accuracy_per_step",
     "ensemble_accuracy", "few_step_accuracy", "ConvLearner", "Learner", "LearnerState", "MLPLearner",
-    "Callback", "MetaLossDivergedError", "MetaTrainer", "MetaObjective", "RealBatchLoss", "LearnerBatchNorm",
+    "Callback", "MetaLossDivergedError", "MetaTrainer", "OuterAdam", "MetaObjective", "RealBatchLoss",
+    "LearnerBatchNorm",
     "UpsampleConv2d", "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches",
     "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng", "RandomCropFlip", "register_arch_space",
     "register_curriculum_variant",

@@ -25,7 +25,7 @@ from .data import Dataset, load_dataset
 from .evaluate import bn_images_for, few_step_accuracy
 from .fast import CompiledSGD, FusedSGD, compile_teacher
 from .fast.distributed import is_main
-from .meta import Callback, MetaTrainer
+from .meta import Callback, MetaTrainer, OuterAdam
 from .objective import RealBatchLoss
 from .runs import StopOnSignal
 from .seeding import derive_seed
@@ -148,12 +148,12 @@ def _build_arm(kind, cfg, data, device, log_path, callbacks, progress, generator
     # Padding is black, as torchvision's RandomCrop pads before normalising: -mean/std afterwards.
     augment = RandomCropFlip(4, fill=(-data.mean / data.std).tolist()) if cfg.augment else None
     objective = RealBatchLoss(data.train, cfg.outer_batch, augment, cfg.bn_stats)
-    trainer = MetaTrainer(teacher, curriculum, sgd, arch, objective,
-                          outer_lr=cfg.outer_lr, hyper_lr=cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
-                          meta_loss_every=cfg.meta_loss_every, grad_clip=cfg.grad_clip,
-                          lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
-                          log_path=log_path, callbacks=callbacks, config=cfg.to_dict(), progress=progress,
-                          learners_per_step=cfg.learners_per_step, stack_learners=cfg.stack_learners)
+    outer = OuterAdam(cfg.outer_lr, cfg.hyper_lr, betas=cfg.adam_betas, eps=cfg.adam_eps, grad_clip=cfg.grad_clip,
+                      lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps)  # step 4: Adam on phi
+    trainer = MetaTrainer(teacher, curriculum, sgd, arch, objective, outer=outer, seed=cfg.seed,
+                          meta_loss_every=cfg.meta_loss_every, learners_per_step=cfg.learners_per_step,
+                          stack_learners=cfg.stack_learners, callbacks=callbacks, log_path=log_path,
+                          config=cfg.to_dict(), progress=progress)
     return Arm(kind, teacher, curriculum, sgd, arch, trainer)
 
 

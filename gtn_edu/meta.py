@@ -7,7 +7,7 @@ One outer iteration (paper, Figure 1a):
 3. score it on a batch of real training data: $L(\phi) = \ell(\theta_T(\phi); x, y)$,
    optionally averaged with the scores after intermediate steps;
 4. back-propagate through the whole inner loop and take an Adam step on $\phi$
-   (teacher weights, curriculum codes, $\alpha$, $\beta$).
+   (teacher weights, curriculum codes, $\alpha$, $\beta$): `OuterAdam` (`outer.py`).
 
 A meta-loss or meta-gradient that is NaN or infinite stops training with
 `MetaLossDivergedError` *before* the optimiser touches the teacher.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,16 +33,17 @@ from tqdm.auto import tqdm
 from .arch_space import ArchSpace
 from .callbacks import Callback, MetaLossDivergedError, diverged
 from .checkpoint_io import CHECKPOINT_VERSION, TrainerCheckpoints
-from .checks import nonnegative_int, positive_float, positive_int, unit_interval
+from .checks import nonnegative_int, positive_int
 from .curriculum import Curriculum
 from .fast.distributed import all_reduce_mean_, average_gradients_, broadcast_, learner_streams, rank_and_world
 from .fast.stacked import unroll_learners
 from .learner import Learner, LearnerState
 from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
+from .outer import OUTER_FIELDS, OuterAdam
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD
 
-__all__ = ["MetaTrainer", "Callback", "MetaLossDivergedError", "CHECKPOINT_VERSION"]
+__all__ = ["MetaTrainer", "OuterAdam", "Callback", "MetaLossDivergedError", "CHECKPOINT_VERSION"]
 
 MetaLoss = Callable[[Learner, Sequence[LearnerState]], tuple[Tensor, dict]]
 
@@ -56,24 +58,10 @@ class MetaTrainer(TrainerCheckpoints):
         arch_space: where fresh learners come from.
         meta_loss: the `MetaObjective` scoring each trained learner, e.g. `RealBatchLoss`
             (a plain `fn(learner, states) -> (loss, logs)` is wrapped into one).
-        outer_lr: Adam learning rate (Table 2: 0.01).
-        hyper_lr: Adam learning rate for the inner lr and momentum (`sgd`'s parameters);
-            None: `outer_lr`. They live in log/logit space, so a larger value lets them move
-            further in a short run.
-        betas: Adam betas.
-        eps: Adam epsilon.
-        meta_loss_every: also score the learner every k inner steps (0: final step only).
-        grad_clip: clip the total meta-gradient norm (None: off).
-        lr_schedule: "constant" (the paper) or "cosine": Adam's learning rates follow
-            $\frac12(1 + \cos(\pi i / N))$ of their value over `total_steps` = N iterations,
-            which settles a short run's teacher instead of leaving it at full step size.
-        total_steps: planned outer iterations, for the schedule.
+        outer: the outer optimiser, `OuterAdam` (default: the paper's Adam at 0.01, constant).
         seed: the run's seed: learners come from the stream ("train/arch"), curriculum
             shuffles and real batches from ("train/data") (see `seeding.py`).
-        log_path: append one JSON line per outer iteration here.
-        callbacks: `Callback` objects.
-        config: a plain dict stored in checkpoints.
-        progress: show a tqdm progress bar in `fit`.
+        meta_loss_every: also score the learner every k inner steps (0: final step only).
         learners_per_step: fresh learners per outer iteration (per process under torchrun);
             the meta-loss and the logs are the means over them. Learner j draws from its own
             streams (`fast/distributed.py`), so k learners here equal k processes of one
@@ -81,28 +69,28 @@ class MetaTrainer(TrainerCheckpoints):
         stack_learners: train this process's k learners as one when they share an
             architecture (`fast/stacked.py`: the same meta-gradient to rounding; meant for
             GPUs). Callbacks then see step t of every learner, then step t+1.
+        callbacks: `Callback` objects (hooks at every inner step and outer iteration).
+        log_path: append one JSON line per outer iteration here.
+        config: a plain dict stored in checkpoints (a resumed run must match it).
+        progress: show a tqdm progress bar in `fit`.
+        **outer_settings: `OuterAdam`'s fields given here directly (`outer_lr=...`), the form
+            before issue 24: still accepted, with a DeprecationWarning.
     """
 
     def __init__(self, teacher: BaseTeacher, curriculum: Curriculum, sgd: UnrolledSGD, arch_space: ArchSpace,
-                 meta_loss: MetaObjective | MetaLoss, *, outer_lr: float = 0.01, hyper_lr: float | None = None,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, meta_loss_every: int = 0,
-                 grad_clip: float | None = None, lr_schedule: str = "constant", total_steps: int | None = None,
-                 seed: int = 0, log_path: str | Path | None = None, callbacks: Sequence[Callback] = (),
-                 config: dict | None = None, progress: bool = True, learners_per_step: int = 1,
-                 stack_learners: bool = False) -> None:
+                 meta_loss: MetaObjective | MetaLoss, *, outer: OuterAdam | None = None, seed: int = 0,
+                 meta_loss_every: int = 0, learners_per_step: int = 1, stack_learners: bool = False,
+                 callbacks: Sequence[Callback] = (), log_path: str | Path | None = None, config: dict | None = None,
+                 progress: bool = True, **outer_settings) -> None:
+        self.outer = _outer(outer, outer_settings)
         positive_int("learners_per_step", learners_per_step)
-        for name, value in (("outer_lr", outer_lr), ("hyper_lr", hyper_lr), ("eps", eps), ("grad_clip", grad_clip)):
-            if value is not None:  # grad_clip: 0 freezes training, a negative limit climbs the meta-loss
-                positive_float(name, value)
-        for i, beta in enumerate(betas):
-            unit_interval(f"betas[{i}]", beta, low_open=False)
         nonnegative_int("meta_loss_every", meta_loss_every)
         if stack_learners and sgd.compile_step:
             raise ValueError("stack_learners and the sgd's compile_step cannot be combined; choose one")
         self.learners_per_step, self.stack_learners = learners_per_step, stack_learners
         self.teacher, self.curriculum, self.sgd, self.arch_space = teacher, curriculum, sgd, arch_space
         self.objective = as_objective(meta_loss)
-        self.meta_loss_every, self.grad_clip = meta_loss_every, grad_clip
+        self.meta_loss_every = meta_loss_every
         self.callbacks, self.config, self.progress = list(callbacks), config or {}, progress
         self.run_info: dict = {}  # what else must match on `load` (the CLI: the arm and the dataset's fingerprint)
         self.log_path = Path(log_path) if log_path else None
@@ -119,18 +107,14 @@ class MetaTrainer(TrainerCheckpoints):
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
         broadcast_(self.params)  # every rank starts from rank 0's teacher
-        hyper = {id(p) for p in sgd.parameters()}
-        hyper_lr = outer_lr if hyper_lr is None else hyper_lr
-        groups = [{"params": [p for p in self.params if id(p) not in hyper]},
-                  {"params": [p for p in self.params if id(p) in hyper], "lr": hyper_lr}]
-        self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=outer_lr, betas=betas, eps=eps)
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        if lr_schedule == "cosine" and not (total_steps and total_steps > 0):
-            raise ValueError("lr_schedule='cosine' needs total_steps, the planned number of outer iterations")
-        self.lr_schedule, self.total_steps = lr_schedule, total_steps
+        self.optimizer = self.outer.build(self.params, hyper=list(sgd.parameters()))
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
+
+    # the outer optimiser's settings, read and written where checkpoints and older code expect them
+    lr_schedule = property(lambda self: self.outer.lr_schedule, lambda self, v: setattr(self.outer, "lr_schedule", v))
+    total_steps = property(lambda self: self.outer.total_steps, lambda self, v: setattr(self.outer, "total_steps", v))
+    grad_clip = property(lambda self: self.outer.grad_clip, lambda self, v: setattr(self.outer, "grad_clip", v))
 
     def _meta_parameters(self) -> list[nn.Parameter]:
         """phi: the teacher's, curriculum's and optimiser's trainable tensors, each once, in that order."""
@@ -138,10 +122,8 @@ class MetaTrainer(TrainerCheckpoints):
         return list(found.values())
 
     def lr_factor(self, iteration: int) -> float:
-        """Multiplier of the outer learning rates at `iteration` (1 for the constant schedule)."""
-        if self.lr_schedule == "constant":
-            return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(iteration, self.total_steps) / self.total_steps))
+        """Multiplier of the outer learning rates at `iteration` (`OuterAdam.factor`)."""
+        return self.outer.factor(iteration)
 
     def scored_steps(self) -> list[int]:
         """Inner steps after which the learner is scored on real data."""
@@ -248,3 +230,17 @@ class MetaTrainer(TrainerCheckpoints):
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return records
+
+
+def _outer(outer: OuterAdam | None, settings: dict) -> OuterAdam:
+    """`outer`, or an `OuterAdam` of the old keywords (`outer_lr=...`; a DeprecationWarning), or the default."""
+    unknown = set(settings) - set(OUTER_FIELDS)
+    if unknown:
+        raise TypeError(f"MetaTrainer got unexpected keyword(s) {sorted(unknown)}")
+    if not settings:
+        return outer if outer is not None else OuterAdam()
+    if outer is not None:
+        raise ValueError(f"give the outer optimiser's settings in `outer` only, not also {sorted(settings)}")
+    warnings.warn(f"MetaTrainer({', '.join(f'{k}=...' for k in settings)}) is now "
+                  "MetaTrainer(outer=OuterAdam(...)) (gtn_edu.outer)", DeprecationWarning, stacklevel=3)
+    return OuterAdam(**settings)

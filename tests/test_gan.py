@@ -6,7 +6,7 @@ import torch
 from gtn_edu import ArchSpace, Curriculum, MLPLearner, Teacher, UnrolledSGD
 from gtn_edu.data import Split
 from gtn_edu.gan import Discriminator, GANObjective, discriminator_loss, gan_step, generated_images
-from gtn_edu.meta import MetaTrainer, RealBatchLoss
+from gtn_edu.meta import MetaTrainer, OuterAdam, RealBatchLoss
 
 SHAPE, K = (1, 8, 8), 3
 
@@ -117,7 +117,7 @@ def _trainer(seed=0):
     curriculum = Curriculum.no_curriculum(2, 6, K, latent_dim=4)
     objective = GANObjective(RealBatchLoss(split, 12), teacher, curriculum, split, batch_size=12, d_lr=1e-3)
     return MetaTrainer(teacher, curriculum, UnrolledSGD(0.05, 0.5), ArchSpace.mlp(SHAPE, K, width_range=(4, 8)),
-                       objective, outer_lr=0.01, seed=seed, progress=False)
+                       objective, outer=OuterAdam(outer_lr=0.01), seed=seed, progress=False)
 
 
 def test_a_gtn_gan_run_resumes_exactly(tmp_path):

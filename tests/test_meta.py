@@ -8,7 +8,7 @@ import torch
 
 from gtn_edu import ArchSpace, Curriculum, DistilledData, RealData, Teacher, UnrolledSGD
 from gtn_edu.data import Split
-from gtn_edu.meta import Callback, MetaLossDivergedError, MetaTrainer, RealBatchLoss
+from gtn_edu.meta import Callback, MetaLossDivergedError, MetaTrainer, OuterAdam, RealBatchLoss
 
 SHAPE, K = (1, 8, 8), 4
 
@@ -28,8 +28,8 @@ def _trainer(seed=0, teacher=None, lr=0.05, log_path=None, callbacks=(), outer_l
     cur = Curriculum.full(3, 8, K, latent_dim=8)
     sgd = UnrolledSGD(lr, 0.5)
     space = ArchSpace.mlp(SHAPE, K, width_range=(8, 16))
-    return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(split, 32), outer_lr=outer_lr, seed=seed,
-                       log_path=log_path, callbacks=callbacks, progress=False, meta_loss_every=1)
+    return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(split, 32), outer=OuterAdam(outer_lr=outer_lr),
+                       seed=seed, log_path=log_path, callbacks=callbacks, progress=False, meta_loss_every=1)
 
 
 def _fixed_learners_loss(trainer, n=16):
@@ -135,7 +135,7 @@ def test_hyper_lr_moves_lr_and_momentum_at_their_own_rate():
         teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
         sgd = UnrolledSGD(0.05, 0.5)
         tr = MetaTrainer(teacher, Curriculum.full(3, 8, K, latent_dim=8), sgd, ArchSpace.mlp(SHAPE, K),
-                         RealBatchLoss(split, 32), outer_lr=0.01, hyper_lr=hyper_lr, progress=False)
+                         RealBatchLoss(split, 32), outer=OuterAdam(outer_lr=0.01, hyper_lr=hyper_lr), progress=False)
         before = [p.detach().clone() for p in sgd.parameters()]
         tr.outer_step()  # Adam's first step moves every parameter by about its group's lr
         return [lr for g in tr.optimizer.param_groups for lr in [g["lr"]]], \
@@ -151,8 +151,9 @@ def test_cosine_schedule_anneals_the_outer_learning_rates(tmp_path):
         torch.manual_seed(0)
         teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
         return MetaTrainer(teacher, Curriculum.full(3, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
-                           ArchSpace.mlp(SHAPE, K), RealBatchLoss(_toy_split(), 32), outer_lr=0.01, hyper_lr=0.1,
-                           lr_schedule=schedule, total_steps=total, progress=False)
+                           ArchSpace.mlp(SHAPE, K), RealBatchLoss(_toy_split(), 32),
+                           outer=OuterAdam(outer_lr=0.01, hyper_lr=0.1, lr_schedule=schedule, total_steps=total),
+                           progress=False)
     tr = trainer("cosine", 4)
     assert [tr.lr_factor(i) for i in (0, 2, 4, 9)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     tr.fit(3)  # the step of iteration i uses factor(i): the last one here used factor(2) = 0.5
@@ -188,8 +189,9 @@ def test_resume_is_bit_exact(tmp_path, mode):
         teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
         return MetaTrainer(teacher, Curriculum.shuffled_batch(3, 8, K, latent_dim=8),
                            UnrolledSGD(0.05, 0.5, per_step=3, mode=mode), ArchSpace.mnist(SHAPE, K, channel_ranges=(
-                               (2, 4), (2, 4)), hidden_range=(4, 8)), RealBatchLoss(_toy_split(), 16), outer_lr=0.01,
-                           meta_loss_every=1, lr_schedule="cosine", total_steps=6, seed=5, progress=False)
+                               (2, 4), (2, 4)), hidden_range=(4, 8)), RealBatchLoss(_toy_split(), 16),
+                           outer=OuterAdam(outer_lr=0.01, lr_schedule="cosine", total_steps=6), meta_loss_every=1,
+                           seed=5, progress=False)
     a = build()
     a.fit(3)
     a.save(tmp_path / "ck.pt")
@@ -354,3 +356,25 @@ def test_learners_per_step_averages_fresh_learners():
     with pytest.raises(ValueError, match="learners_per_step"):
         MetaTrainer(teacher, Curriculum.full(2, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
                     ArchSpace.mlp(SHAPE, K), meta_loss, learners_per_step=0)
+
+
+def test_outer_adam_holds_the_outer_optimiser_and_the_old_keywords_still_work():
+    """Issue 24: `MetaTrainer(outer=OuterAdam(...))`; `outer_lr=...` and the rest still work, with a warning."""
+    def build(**kwargs):
+        torch.manual_seed(0)
+        teacher = Teacher(SHAPE, K, latent_dim=8, hidden=16, channels=4, conv_channels=4)
+        return MetaTrainer(teacher, Curriculum.full(3, 8, K, latent_dim=8), UnrolledSGD(0.05, 0.5),
+                           ArchSpace.mlp(SHAPE, K), RealBatchLoss(_toy_split(), 32), progress=False, **kwargs)
+    new = build(outer=OuterAdam(outer_lr=0.02, hyper_lr=0.1, betas=(0.8, 0.99), grad_clip=5.0))
+    with pytest.warns(DeprecationWarning, match=r"MetaTrainer\(outer_lr=\.\.\., hyper_lr=.*OuterAdam"):
+        old = build(outer_lr=0.02, hyper_lr=0.1, betas=(0.8, 0.99), grad_clip=5.0)
+    assert old.outer == new.outer and old.grad_clip == 5.0
+    assert [g["lr"] for g in new.optimizer.param_groups] == [0.02, 0.1]  # teacher and codes; lr and momentum
+    assert new.optimizer.defaults["betas"] == (0.8, 0.99)
+    assert build().outer == OuterAdam()  # the paper's Adam, constant
+    with pytest.raises(ValueError, match="in `outer` only"):
+        build(outer=OuterAdam(), outer_lr=0.1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        build(outer_learning_rate=0.1)
+    with pytest.raises(ValueError, match="grad_clip must be"):
+        OuterAdam(grad_clip=0.0)

@@ -19,7 +19,7 @@ import torch
 
 from ..checkpoint_io import read_checkpoint
 from ..fast import FusedSGD
-from ..meta import Callback, MetaTrainer
+from ..meta import Callback, MetaTrainer, OuterAdam
 from ..seeding import derive_seed
 from ..unrolled import UnrolledSGD
 from .a2c import train_a2c
@@ -94,10 +94,10 @@ def build_cartpole(cfg: CartPoleConfig, *, log_path: str | Path | None = None, p
     teacher, curriculum, objective = teacher.to(device), curriculum.to(device), objective.to(device)
     sgd = FusedSGD(cfg.init_lr, cfg.init_momentum, mode="full").to(device)  # eq. (1) on concatenated vectors
     space = PolicySpace((cfg.policy_hidden, cfg.policy_hidden))
-    trainer = MetaTrainer(teacher, curriculum, sgd, space, objective, outer_lr=cfg.outer_lr,
-                          lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps, seed=cfg.seed,
-                          log_path=log_path, config=cfg.to_dict(), progress=progress,
-                          learners_per_step=cfg.learners_per_step)
+    outer = OuterAdam(cfg.outer_lr, lr_schedule=cfg.outer_lr_schedule, total_steps=cfg.outer_steps)
+    trainer = MetaTrainer(teacher, curriculum, sgd, space, objective, outer=outer, seed=cfg.seed,
+                          learners_per_step=cfg.learners_per_step, log_path=log_path, config=cfg.to_dict(),
+                          progress=progress)
     return CartPoleRun(cfg, teacher, curriculum, sgd, space, objective, trainer)
 
 
