@@ -16,10 +16,11 @@ or clipping limit only fails once it has written NaN into the weights.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 __all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "unit_interval", "boolean",
-           "one_of", "sizes", "balanced", "image_shape", "value_range", "registrar"]
+           "one_of", "sizes", "balanced", "image_shape", "value_range", "registrar", "renamed"]
 
 
 def _is_int(value) -> bool:
@@ -139,3 +140,16 @@ def registrar(registry: dict, what: str, name: str, registry_name: str, wrap=Non
         return fn
 
     return add
+
+
+def renamed(where: str, old: str, old_value, new: str, new_value):
+    """`new_value`, or `old_value` given under the keyword's old name `old` (a DeprecationWarning naming `new`).
+
+    ValueError when both are given. `where` names the callable, e.g. "UnrolledSGD".
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ValueError(f"{old} is the old name of {new}; give only {new}")
+    warnings.warn(f"{where}({old}=...) is now {where}({new}=...)", DeprecationWarning, stacklevel=3)
+    return old_value

@@ -23,7 +23,6 @@ Two modes give the same gradient:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .checkpointing import CheckpointedUnroll
-from .checks import positive_float, positive_int, unit_interval
+from .checks import positive_float, positive_int, renamed, unit_interval
 from .learner import Learner, LearnerState
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
@@ -88,11 +87,7 @@ class UnrolledSGD(nn.Module):
         super().__init__()
         positive_float("lr", float(lr))
         unit_interval("momentum (a sigmoid of a learned number)", float(momentum))
-        if steps is not None:  # the old name: `steps` means T everywhere else
-            if per_step is not None:
-                raise ValueError("steps is the old name of per_step; give only per_step")
-            warnings.warn("UnrolledSGD(steps=T) is now UnrolledSGD(per_step=T)", DeprecationWarning, stacklevel=2)
-            per_step, steps = steps, None
+        per_step = renamed("UnrolledSGD", "steps", steps, "per_step", per_step)  # `steps` is T everywhere else
         if per_step is not None:
             positive_int("per_step", per_step)
         if mode not in ("full", "checkpoint"):
@@ -148,7 +143,7 @@ class UnrolledSGD(nn.Module):
             beta: this step's momentum coefficient $\beta$ (a 0-d tensor).
 
         Returns:
-            The new weights and the new optimiser state, as dicts with the same keys.
+            The new weights and the new optimiser state (dicts with the same keys).
         """
         new_m = {k: beta * opt_state[k] + grads[k] for k in params}  # eq. (1), momentum buffer
         new_p = {k: params[k] - lr * new_m[k] for k in params}              # eq. (1), weight update
@@ -158,9 +153,9 @@ class UnrolledSGD(nn.Module):
     def meta_tensors(self) -> dict[str, Tensor]:
         """This optimiser's meta-learned tensors by name: every parameter that requires grad.
 
-        $a$ and $b$ (`raw_lr`, `raw_momentum`) and whatever a subclass adds (a learned weight
-        decay, say). The checkpointed backward pass rebuilds each step with these as its
-        inputs (`step`), so each of them gets its meta-gradient in both modes.
+        `raw_lr`, `raw_momentum` and whatever a subclass adds (a learned weight decay, say): the
+        checkpointed backward pass rebuilds each step with these as inputs (`step`), so each gets
+        its meta-gradient in both modes.
         """
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 

@@ -217,7 +217,7 @@ def test_speed_paths_keep_the_plain_rule_s_fingerprint():
 
 def test_steps_is_the_old_name_of_per_step():
     """Issue 24: `steps` means T everywhere else; one (lr, momentum) per step is `per_step=T` (old name warns)."""
-    with pytest.warns(DeprecationWarning, match=r"UnrolledSGD\(steps=T\) is now UnrolledSGD\(per_step=T\)"):
+    with pytest.warns(DeprecationWarning, match=r"UnrolledSGD\(steps=\.\.\.\) is now UnrolledSGD\(per_step=\.\.\.\)"):
         old = UnrolledSGD(0.1, 0.6, steps=3)
     new = UnrolledSGD(0.1, 0.6, per_step=3)
     assert old.per_step and torch.equal(old.raw_lr, new.raw_lr) and old.raw_lr.shape == (3,)
