@@ -24,6 +24,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -237,8 +238,8 @@ def _outer(outer: OuterAdam | None, settings: dict) -> OuterAdam:
     unknown = set(settings) - set(OUTER_FIELDS)
     if unknown:
         raise TypeError(f"MetaTrainer got unexpected keyword(s) {sorted(unknown)}")
-    if not settings:
-        return outer if outer is not None else OuterAdam()
+    if not settings:  # a copy: `load` writes the checkpoint's schedule into the trainer's own
+        return replace(outer) if outer is not None else OuterAdam()
     if outer is not None:
         raise ValueError(f"give the outer optimiser's settings in `outer` only, not also {sorted(settings)}")
     warnings.warn(f"MetaTrainer({', '.join(f'{k}=...' for k in settings)}) is now "
