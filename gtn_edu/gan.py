@@ -82,12 +82,14 @@ class GANObjective(MetaObjective):
 
     Args:
         base: the supervised meta-objective (e.g. `RealBatchLoss`).
-        teacher, curriculum: the generator and its codes (the trainer's own; they are not
-            submodules here, so the objective's `state_dict` holds only $D$ and its Adam).
-        real: real training images, a `Split` (`sample(batch_size, rng)`).
+        teacher: the generator (the trainer's own; neither it nor `curriculum` is a submodule
+            here, so the objective's `state_dict` holds only $D$ and its Adam).
+        curriculum: the generator's codes (the trainer's own).
+        real (Split): real training images (`sample(batch_size, rng)`).
         weight: $\\lambda$; 0 gives the plain GTN meta-loss (with $D$ still trained alongside).
         batch_size: real images per discriminator step.
-        d_lr, d_betas: Adam settings of $D$ (DCGAN's 2e-4, (0.5, 0.999)).
+        d_lr: Adam learning rate of $D$ (DCGAN's 2e-4).
+        d_betas: Adam betas of $D$ (DCGAN's (0.5, 0.999)).
         d_steps: discriminator steps per call (0: $D$ stays as it is).
         discriminator: $D$ (default: `Discriminator(teacher.image_shape)`).
     """

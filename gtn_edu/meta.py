@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -82,7 +83,7 @@ class MetaTrainer(TrainerCheckpoints):
                  meta_loss: MetaObjective | MetaLoss, *, outer: OuterAdam | None = None, seed: int = 0,
                  meta_loss_every: int = 0, learners_per_step: int = 1, stack_learners: bool = False,
                  callbacks: Sequence[Callback] = (), log_path: str | Path | None = None, config: dict | None = None,
-                 progress: bool = True, **outer_settings) -> None:
+                 progress: bool = True, **outer_settings: Any) -> None:
         self.outer = _outer(outer, outer_settings)
         positive_int("learners_per_step", learners_per_step)
         nonnegative_int("meta_loss_every", meta_loss_every)
