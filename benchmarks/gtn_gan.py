@@ -25,6 +25,8 @@ for. The GTN arms' few-step test accuracy (10 fresh learners of the quick space)
 whether the data still teaches. Outputs in `--out`:
 `gtn_gan_<plan>.json`, `_samples.png`, `_classes.png` and a markdown fragment pasted into
 docs/benchmarks/gan.md between the `gtn_gan` markers when `--out` is docs/figures.
+A finished arm is read back from `--runs`; an interrupted GTN arm continues exactly from
+its checkpoint there (`<arm>_checkpoint.pt`, every 50 iterations and on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from tqdm import tqdm
 from gtn_edu import GTNConfig, few_step_accuracy, load_dataset
 from gtn_edu.evaluate import bn_images_for
 from gtn_edu.experiment import build_arm
-from gtn_edu.gan import GANObjective, gan_step
+from gtn_edu.gan import Discriminator, GANObjective, gan_step
+from gtn_edu.seeding import derive_seed
 
 ARMS = ("gtn", "gtn_gan", "gan")
 LABELS = {"gan_early": "GAN, early", "gan": "GAN, late", "gtn": "GTN", "gtn_gan": "GTN-GAN"}
@@ -60,11 +63,15 @@ def config(plan: str) -> GTNConfig:
 
 
 def build(name: str, plan: str, data):
-    """The arm with its `GANObjective` (lambda 0 for `gtn`); the teacher's initialisation is the config's seed."""
+    """The arm with its `GANObjective` (lambda 0 for `gtn`); teacher and discriminator start from the config's seed."""
     cfg = config(plan)
     arm = build_arm("gtn", cfg, data, progress=plan != "smoke")
+    with torch.random.fork_rng(devices=[]):  # D's initial weights from the stream (seed, "init/discriminator")
+        torch.manual_seed(derive_seed(cfg.seed, "init/discriminator"))
+        discriminator = Discriminator(data.image_shape)
     arm.trainer.objective = GANObjective(arm.trainer.objective, arm.teacher, arm.curriculum, data.train,
-                                         weight=0.0 if name == "gtn" else WEIGHT, batch_size=128)
+                                         weight=0.0 if name == "gtn" else WEIGHT, batch_size=128,
+                                         discriminator=discriminator)
     return cfg, arm
 
 
@@ -84,10 +91,14 @@ def train_arm(name: str, plan: str, data, runs: Path) -> dict:
             if step + 1 == cfg.outer_steps:  # as many generator updates as a GTN arm makes
                 torch.save(arm.teacher.state_dict(), runs / "gan_early.pt")
         curve = [h["gan_loss"] for h in history]
-    else:
-        history = arm.trainer.fit(cfg.outer_steps, desc=name)
+    else:  # resumable: an interrupted arm continues from its checkpoint, exactly
+        ckpt = runs / f"{name}_checkpoint.pt"
+        if ckpt.exists():
+            arm.trainer.load(ckpt)
+        arm.trainer.fit(cfg.outer_steps - arm.trainer.iteration, desc=name, checkpoint=ckpt, checkpoint_every=50)
+        history = arm.trainer.history  # all iterations, the resumed ones included
         curve = [r["meta_loss"] for r in history]
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start  # of this process (after a resume: of its part)
     torch.save(arm.teacher.state_dict(), runs / f"{name}.pt")
     out = {"arm": name, "seconds": seconds, "threads": torch.get_num_threads(), "curve": curve,
            "d_fake": [float(r.get("d_fake", math.nan)) for r in history] if name != "gan" else [],
@@ -139,7 +150,7 @@ def judge(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     pred = p.argmax(1)
     hist = torch.bincount(pred, minlength=10).float() / len(pred)
     entropy = -(hist[hist > 0] * hist[hist > 0].log2()).sum().item()
-    return {"labels": pred.tolist(), "histogram": hist.tolist(), "entropy_bits": entropy,
+    return {"images": len(pred), "histogram": hist.tolist(), "entropy_bits": entropy,
             "covered": int((hist >= 0.05).sum()),
             "agreement": (pred == y).float().mean().item(), "confidence": p.max(1).values.mean().item()}
 
@@ -218,7 +229,7 @@ def fragment(results, judged, net_acc, cfg, env, plan, stem) -> str:
         f"`{plan}`: MNIST, `gtn-edu train --quick`'s generator and learners, fresh codes each time "
         f"(`curriculum=\"none\"`), seed {cfg.seed}; GTN arms {cfg.outer_steps} outer iterations of T="
         f"{cfg.inner_steps} steps; GTN-GAN's lambda = {WEIGHT}. The judge is a CNN trained on real MNIST "
-        f"({100 * net_acc:.2f}% test accuracy); it labels {len(judged['gtn']['labels'])} images per generator "
+        f"({100 * net_acc:.2f}% test accuracy); it labels {judged['gtn']['images']} images per generator "
         "(as many of each conditioning label, the same codes). A class is covered when it gets at least 5% of "
         "the images; entropy of the histogram in bits (uniform: 3.32).", "",
         "| generator | updates | classes covered | histogram entropy (bits) | label agreement | classifier "

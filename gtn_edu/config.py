@@ -14,6 +14,7 @@ from .arch_space import ARCH_SPACES
 from .checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
 from .curriculum import VARIANTS
 from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
+from .sizes import sized as _sized
 
 __all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate", "config_for", "NUM_CLASSES",
            "QUICK_CHANGES", "CIFAR_QUICK_CHANGES"]
@@ -175,9 +176,7 @@ class GTNConfig:
     @classmethod
     def sized(cls, size: str, dataset: str = "mnist", **changes) -> GTNConfig:
         """The config of run size "tiny", "quick" or "paper" for `dataset`, `changes` on top (`gtn_edu.sizes`)."""
-        from .sizes import sized
-
-        return sized(size, dataset, **changes)
+        return _sized(size, dataset, **changes)
 
 
 def _registered(name: str, value: str, registry: dict, register: str) -> str:

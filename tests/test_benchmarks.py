@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import REPO
 
+from gtn_edu import load_dataset
 from gtn_edu.nas import GroundTruth
 
 BENCH = REPO / "benchmarks"
@@ -269,6 +270,22 @@ def test_gtn_gan_smoke(tmp_path, data_root):
     assert "| GAN, early | 3 |" in text and "| GTN-GAN | 3 |" in text
     assert (tmp_path / "gtn_gan_smoke_samples.png").stat().st_size > 0
     assert (tmp_path / "gtn_gan_smoke_classes.png").stat().st_size > 0
+
+
+def test_an_interrupted_gtn_gan_arm_resumes_exactly(tmp_path, data_root, monkeypatch):
+    """A GTN-GAN arm stopped after one iteration continues from its checkpoint to the uninterrupted run's curve."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gtn_gan
+
+    data = load_dataset("mnist", data_root, download=False)
+    whole = gtn_gan.train_arm("gtn_gan", "smoke", data, tmp_path / "whole")
+    part = tmp_path / "part"
+    part.mkdir()
+    _, arm = gtn_gan.build("gtn_gan", "smoke", data)
+    arm.trainer.fit(1, checkpoint=part / "gtn_gan_checkpoint.pt")  # as if stopped after iteration 1
+    resumed = gtn_gan.train_arm("gtn_gan", "smoke", data, part)
+    assert len(resumed["curve"]) == 3 and resumed["curve"] == whole["curve"] and resumed["d_fake"] == whole["d_fake"]
+    assert resumed["test_accuracies"] == whole["test_accuracies"]
 
 
 def test_a_peer_that_does_not_import_is_skipped_with_a_reason(monkeypatch):
