@@ -7,7 +7,7 @@
     python benchmarks/compile_probe.py --smoke --dynamic-widths --conv unfold   # ... with im2col convolutions
     python benchmarks/compile_probe.py --archs 1 --backend aot_eager   # AOTAutograd's graph run eagerly, no inductor
 
-One inner step of the meta-gradient path, as the checkpointed reverse sweep runs it: the
+One inner step of the meta-gradient path, as the recomputing reverse sweep runs it: the
 learner's gradient on a batch (eq. 1's $\\nabla_\\theta \\ell$, written with `torch.func.grad`
 because dynamo cannot trace `torch.autograd.grad(create_graph=True)`), the momentum update
 of eq. (1), then the backward pass through all of it (a double backward) with respect to

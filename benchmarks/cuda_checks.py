@@ -1,7 +1,7 @@
 """Checks that need a CUDA device (run by `gpu_check.sh`).
 
 1. Meta-gradients (teacher, codes, lr, momentum) in float64, with real-data losses at
-   intermediate steps too: `checkpoint` agrees with `full` on the device (rtol 1e-9),
+   intermediate steps too: `recompute` agrees with `full` on the device (rtol 1e-9),
    and the device agrees with the same problem on the CPU (rtol 1e-7). Every input of
    the problem (weights, codes, learner, real batch) is drawn on the CPU and moved, so
    both devices start from the same numbers; a check passes only if both comparisons do.
@@ -9,12 +9,12 @@
    pass run under `torch.cuda.set_sync_debug_mode("error")`, which raises on any
    operation that waits for the device (`.item()`, `nonzero`, device-to-host copies).
 3. Resume on the device is bit-exact (`check_resume`): a `MetaTrainer` living on the
-   device (checkpoint mode, scored after every inner step) fits 2 iterations, saves,
+   device (recompute mode, scored after every inner step) fits 2 iterations, saves,
    fits 2 more; a freshly built one loads the file and fits 2. Every teacher, curriculum,
    sgd and Adam tensor, both random-number streams and the logged records (less
    "seconds") must be equal. `load` once mapped the file onto the device, so the RNG
    states became CUDA tensors and resuming raised. Runs with deterministic algorithms.
-4. No memory leak in checkpoint mode with intermediate scored steps (`check_memory`):
+4. No memory leak in recompute mode with intermediate scored steps (`check_memory`):
    after each outer iteration and `gc.collect()`, `torch.cuda.memory_allocated` after
    the last iteration is not above its value after the second (1 MiB allocator slack),
    and no inner state a callback saw is still alive. Stored states used to leak through
@@ -96,7 +96,7 @@ def _agree(got, want, rtol: float) -> bool:
 
 
 def check_agreement(device: str, reference: str = "cpu") -> dict:
-    """float64: checkpoint == full on `device`, and `device` == `reference` (full mode).
+    """float64: recompute == full on `device`, and `device` == `reference` (full mode).
 
     `agrees` needs both. The errors are reported as `_rel_err` measures them; the keys keep
     the names of the CUDA run (`cuda_vs_cpu_*`) whatever the two devices are.
@@ -105,14 +105,14 @@ def check_agreement(device: str, reference: str = "cpu") -> dict:
     for per_step in (False, True):
         at = [2, 4, T]
         full = _meta_grads("full", device, torch.float64, T, per_step, at)
-        ckpt = _meta_grads("checkpoint", device, torch.float64, T, per_step, at)
+        ckpt = _meta_grads("recompute", device, torch.float64, T, per_step, at)
         ref = _meta_grads("full", reference, torch.float64, T, per_step, at)
         full, ckpt, ref = ([t.cpu() for t in grads] for grads in (full, ckpt, ref))
         ok_ck = _agree(ckpt, full, rtol=1e-9)
         ok_ref = _agree(full, ref, rtol=1e-7)
         out[f"per_step={per_step}"] = {
             "devices": [str(device), str(reference)],
-            "checkpoint_vs_full_max_rel_err": _rel_err(ckpt, full), "checkpoint_vs_full_agrees": ok_ck,
+            "recompute_vs_full_max_rel_err": _rel_err(ckpt, full), "recompute_vs_full_agrees": ok_ck,
             "cuda_vs_cpu_max_rel_err": _rel_err(full, ref), "cuda_vs_cpu_agrees": ok_ref,
             "agrees": ok_ck and ok_ref}
     return out
@@ -121,7 +121,7 @@ def check_agreement(device: str, reference: str = "cpu") -> dict:
 def check_no_sync(device: str) -> dict:
     """Run unroll + backward of each mode with sync debug mode 'error'."""
     out = {}
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         teacher, cur, learner, sgd, x, y = _problem(device, torch.float32, 4, True)
         sgd.mode = mode
         batches = teacher.batches(cur)  # built outside: sampling an architecture happens on the host
@@ -157,7 +157,7 @@ def _resume_trainer(device: str) -> MetaTrainer:
     torch.manual_seed(3)
     teacher = Teacher(shape, k, latent_dim=8, hidden=16, channels=4, conv_channels=4).to(device)
     cur = Curriculum.shuffled_batch(3, 8, k, latent_dim=8).to(device)
-    sgd = UnrolledSGD(0.05, 0.5, per_step=3, mode="checkpoint").to(device)
+    sgd = UnrolledSGD(0.05, 0.5, per_step=3, mode="recompute").to(device)
     space = ArchSpace.mnist(shape, k, channel_ranges=((2, 4), (2, 4)), hidden_range=(4, 8))
     return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(_toy_split(shape, k).to(device), 16),
                        outer=OuterAdam(outer_lr=0.01), meta_loss_every=1, seed=5, progress=False)
@@ -252,14 +252,14 @@ def _memory_trainer(device: str, callbacks) -> MetaTrainer:
     torch.manual_seed(0)
     teacher = Teacher(shape, k, latent_dim=8, hidden=16, channels=4, conv_channels=4).to(device)
     cur = Curriculum.full(4, 8, k, latent_dim=8).to(device)
-    sgd = UnrolledSGD(0.05, 0.5, mode="checkpoint").to(device)
+    sgd = UnrolledSGD(0.05, 0.5, mode="recompute").to(device)
     space = ArchSpace.mlp(shape, k, width_range=(512, 512), max_layers=1)
     return MetaTrainer(teacher, cur, sgd, space, RealBatchLoss(_toy_split(shape, k).to(device), 16),
                        outer=OuterAdam(outer_lr=0.01), meta_loss_every=1, callbacks=callbacks, progress=False)
 
 
 def check_memory(device: str, iterations: int = 20) -> dict:
-    """Memory after each outer iteration (after `gc.collect()`) of a checkpoint-mode trainer with scored steps.
+    """Memory after each outer iteration (after `gc.collect()`) of a recompute-mode trainer with scored steps.
 
     Two measures: `allocated` (CUDA only: `torch.cuda.memory_allocated`) and `live_tensors`, the
     inner-state tensors a callback saw (through weak references) that are still alive. `ok`:

@@ -1,4 +1,4 @@
-"""Meta-gradient cost: gtn_edu's `full` and `checkpoint` unrolls against plain training, higher, torchopt.
+"""Meta-gradient cost: gtn_edu's `full` and `recompute` unrolls against plain training, higher, torchopt.
 
 For one learner and one teacher (same data, same seeds) and each T in `--steps`:
 
@@ -237,7 +237,7 @@ def measure_time(variants: list[str], allowed: dict[str, list[int]], steps: list
             timing[v][T] = rec
             if max(s) > args.max_run_s:
                 stopped[v] = T
-        ref = "gtn_full" if "gtn_full" in first else "gtn_checkpoint" if "gtn_checkpoint" in first else None
+        ref = "gtn_full" if "gtn_full" in first else "gtn_recompute" if "gtn_recompute" in first else None
         if ref:
             f32[T] = {"reference": ref, **{v: _rel_err(g, first[ref]) for v, g in first.items() if v != ref}}
         line = "  ".join(f"{v} {timing[v][T].get('ratio_to_plain', float('nan')):.2f}x" for v in todo)

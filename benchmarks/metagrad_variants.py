@@ -12,7 +12,7 @@ $$ \nabla_\phi \, \ell\big(\theta_T(\phi);\, x_\text{real}, y_\text{real}\big), 
 |                  | forward, `backward`, `torch.optim.SGD` step; no graph across steps       |
 | `gtn_nograd`     | the same training through `UnrolledSGD.unroll(differentiable=False)`     |
 | `gtn_full`       | `FusedSGD(mode="full")`: one autograd graph over the T steps             |
-| `gtn_checkpoint` | `FusedSGD(mode="checkpoint")`: states stored, steps recomputed           |
+| `gtn_recompute` | `FusedSGD(mode="recompute")`: states stored, steps recomputed            |
 | `higher`         | `higher.innerloop_ctx` on the `nn.Module` learner, lr and momentum       |
 |                  | passed as differentiable `override`s                                     |
 | `torchopt`       | `torchopt.sgd` (functional, `inplace=False`) on `Learner.inner_batch_loss`,    |
@@ -237,9 +237,9 @@ def torchopt_variant(p: CostProblem, T: int) -> Run:
 
 
 VARIANTS: dict[str, Callable[[CostProblem, int], Run]] = {
-    "plain": plain, "gtn_nograd": gtn_nograd, "gtn_full": _gtn("full"), "gtn_checkpoint": _gtn("checkpoint"),
+    "plain": plain, "gtn_nograd": gtn_nograd, "gtn_full": _gtn("full"), "gtn_recompute": _gtn("recompute"),
     "higher": higher_variant, "torchopt": torchopt_variant}
-META_VARIANTS = ("gtn_full", "gtn_checkpoint", "higher", "torchopt")
+META_VARIANTS = ("gtn_full", "gtn_recompute", "higher", "torchopt")
 _NEEDS = {"higher": "higher", "torchopt": "torchopt"}
 
 

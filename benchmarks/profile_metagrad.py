@@ -1,11 +1,11 @@
 """Profile one meta-gradient variant of `metagrad_cost.py` with torch.profiler.
 
-    python benchmarks/profile_metagrad.py gtn_checkpoint --steps 8 --threads 1
-    python benchmarks/profile_metagrad.py gtn_checkpoint --steps 8 --phases
+    python benchmarks/profile_metagrad.py gtn_recompute --steps 8 --threads 1
+    python benchmarks/profile_metagrad.py gtn_recompute --steps 8 --phases
 
 Prints the operators that take the most self time (CPU, or CUDA with `--device cuda`)
 or, with `--phases`, the two halves of each unroll mode (the `full` unroll and its
-backward pass; the checkpointed forward sweep and its reverse sweep) as multiples of
+backward pass; the recomputing forward sweep and its reverse sweep) as multiples of
 plain training.
 """
 
@@ -25,15 +25,15 @@ def phases(p, T: int, repeats: int = 3) -> None:
     def plain():
         VARIANTS["plain"](p, T)()
 
-    rows = {"plain": [], "full: unroll": [], "full: backward": [], "checkpoint: forward sweep": [],
-            "checkpoint: reverse sweep": []}
+    rows = {"plain": [], "full: unroll": [], "full: backward": [], "recompute: forward sweep": [],
+            "recompute: reverse sweep": []}
     clock = time.process_time  # CPU time: robust on a shared machine with one thread (on CUDA: host time only)
     for _ in range(repeats):
         t0 = clock()
         plain()
         rows["plain"].append(clock() - t0)
         for mode, names in (("full", ("full: unroll", "full: backward")),
-                            ("checkpoint", ("checkpoint: forward sweep", "checkpoint: reverse sweep"))):
+                            ("recompute", ("recompute: forward sweep", "recompute: reverse sweep"))):
             p.sgd.mode = mode
             t0 = clock()
             loss = p.learner.meta_loss(p.sgd.unroll(p.learner, p.teacher.batches(p.curriculum(T))), p.x_real, p.y_real)

@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--learners", type=int, nargs="+", default=[4], help="k, learners per outer iteration")
-    ap.add_argument("--modes", nargs="+", choices=["full", "checkpoint"], default=["full", "checkpoint"])
+    ap.add_argument("--modes", nargs="+", choices=["full", "recompute"], default=["full", "recompute"])
     ap.add_argument("--curricula", nargs="+", choices=["full", "shuffled_batch"], default=["full", "shuffled_batch"],
                     help="full: every learner trains on the same batches (computed once when stacked)")
     ap.add_argument("--repeats", type=int, default=5)

@@ -6,12 +6,12 @@
     python benchmarks/step_cost.py --compile-step       # the learner step through torch.compile (minutes to compile)
 
 A paper-size outer iteration on a GPU is bound by operator launches, not by arithmetic
-(issue 13: 47,811 CUDA kernels for one checkpointed iteration at T=32). The number of
+(issue 13: 47,811 CUDA kernels for one recompute-mode iteration at T=32). The number of
 aten operations per step is the same on CPU and CUDA, so it is measured here with
 torch.profiler on any machine:
 
-* **forward step**: one inner step as the checkpointed forward sweep runs it (no graph);
-* **backward step**: one step of the checkpointed reverse sweep (recompute with a graph,
+* **forward step**: one inner step as the recomputing forward sweep runs it (no graph);
+* **backward step**: one step of the recomputing reverse sweep (recompute with a graph,
   back-propagate the adjoint);
 * **full step**: one step of the `full` unroll and its share of the backward pass.
 
@@ -96,16 +96,16 @@ def measure(p, T: int, device: str, repeats: int) -> dict:
         return torch.autograd.grad(loss, targets)
 
     t0 = time.perf_counter()
-    for mode in ("checkpoint", "full"):  # warm up (allocator, lazy init; with --compile-step: compile)
+    for mode in ("recompute", "full"):  # warm up (allocator, lazy init; with --compile-step: compile)
         outer(mode)
     compile_seconds = time.perf_counter() - t0
-    res = {"forward step": per_step(count(lambda: unroll("checkpoint"), device), T)}
-    state = unroll("checkpoint")
+    res = {"forward step": per_step(count(lambda: unroll("recompute"), device), T)}
+    state = unroll("recompute")
     loss = p.learner.meta_loss(state, p.x_real, p.y_real)
     res["backward step"] = per_step(count(lambda: torch.autograd.grad(loss, targets), device), T)
     res["full step"] = per_step(count(lambda: outer("full"), device), T)
     seconds = {}
-    for mode in ("checkpoint", "full") if repeats else ():
+    for mode in ("recompute", "full") if repeats else ():
         ts = []
         for _ in range(repeats):
             if device.startswith("cuda"):
@@ -128,7 +128,7 @@ def fragment(res: dict) -> str:
                     + (f" | {d['cuda_kernels']:.0f}" if res["cuda"] else "") + " |")
     s = res["seconds_per_outer_iteration"]
     timed = (f"Seconds per outer iteration (unroll, meta-loss, meta-gradient; median of {res['repeats']}) at "
-             f"T={res['T']}: checkpoint {s['checkpoint']:.3f} s, full {s['full']:.3f} s." if s else "Not timed.")
+             f"T={res['T']}: recompute {s['recompute']:.3f} s, full {s['full']:.3f} s." if s else "Not timed.")
     top = ", ".join(f"{n.removeprefix('aten::')} {c:.0f}" for n, c in res["per_step"]["backward step"]["top"])
     return "\n".join([
         f"Measured on {env['device_label']}, torch {env['torch']}, commit {env['commit']}, {env['date']}: "

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .checks import upgraded_config
 from .fast.distributed import all_gather_objects
 
 __all__ = ["TrainerCheckpoints", "CHECKPOINT_VERSION", "CheckpointError", "read_checkpoint", "atomic_save"]
@@ -156,7 +157,7 @@ class TrainerCheckpoints:
         for what, mine in (("config", self.config), ("run_info", self.run_info)):
             if not mine:
                 continue
-            saved = ckpt.get(what) or {}
+            saved = upgraded_config(ckpt.get(what) or {})  # old value names (mode "checkpoint") mapped
             differ = [f"{k} (checkpoint {_plain(saved.get(k))!r}, this run {_plain(mine.get(k))!r})"
                       for k in sorted(set(saved) | set(mine)) if _plain(saved.get(k)) != _plain(mine.get(k))]
             if differ:

@@ -153,3 +153,30 @@ def renamed(where: str, old: str, old_value, new: str, new_value):
         raise ValueError(f"{old} is the old name of {new}; give only {new}")
     warnings.warn(f"{where}({old}=...) is now {where}({new}=...)", DeprecationWarning, stacklevel=3)
     return old_value
+
+
+UNROLL_MODES = ("full", "recompute")
+"""How `UnrolledSGD.unroll` gets the meta-gradient: one autograd graph, or stored states recomputed."""
+OLD_MODE_NAMES = {"checkpoint": "recompute"}
+"""Mode names before issue 24: "checkpoint" now names only a saved training run."""
+
+
+def unroll_mode(mode: str, *, warn: bool = True) -> str:
+    """`mode` checked against `UNROLL_MODES`; an old name is mapped to its new one (a DeprecationWarning if `warn`).
+
+    Configs read from files map old names silently (`warn=False`): the user did not write them.
+    """
+    if isinstance(mode, str) and mode in OLD_MODE_NAMES:
+        if warn:
+            warnings.warn(f"mode={mode!r} is now mode={OLD_MODE_NAMES[mode]!r} (\"checkpoint\" names a saved run)",
+                          DeprecationWarning, stacklevel=3)
+        return OLD_MODE_NAMES[mode]
+    return one_of("mode", mode, UNROLL_MODES)
+
+
+def upgraded_config(d: dict) -> dict:
+    """A config dict read from a file, with old value names mapped to today's (no warning: the file said them)."""
+    if isinstance(d.get("mode"), str) and d["mode"] in OLD_MODE_NAMES:
+        return {**d, "mode": OLD_MODE_NAMES[d["mode"]]}
+    return d
+

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .arch_space import ARCH_SPACES
-from .checks import boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval
+from .checks import (UNROLL_MODES, boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval,
+                     unroll_mode, upgraded_config)
 from .curriculum import VARIANTS
 from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
 from .sizes import sized as _sized
@@ -47,7 +48,8 @@ class GTNConfig:
         weight_norm: weight normalisation in generator and learners.
         curriculum: "full", "shuffled_batch", "all_shuffled" or "none" (or a name added with
             `gtn_edu.curriculum.register_curriculum_variant`).
-        mode: "checkpoint" or "full" unrolling.
+        mode: "recompute" (store each step's state, recompute it backwards) or "full" (one
+            autograd graph) unrolling; "checkpoint" is the old name of "recompute".
         compile_step: run each inner step through torch.compile, the learner's half
             (`gtn_edu.fast.CompiledSGD`) and the teacher's batch (`gtn_edu.fast.compile_teacher`):
             fewer, fused kernels, but every new conv architecture compiles again (see
@@ -72,7 +74,7 @@ class GTNConfig:
             (the meta-gradient is their mean; the paper: 1).
         stack_learners: train a step's learners as one when they share an architecture
             (`gtn_edu.fast.stacked`: states stacked, each inner step vmapped; the same meta-gradient).
-            Meant for GPUs; on a CPU it paid only for small learners in checkpoint mode.
+            Meant for GPUs; on a CPU it paid only for small learners in recompute mode.
         seed: seed for everything random.
     """
 
@@ -94,7 +96,7 @@ class GTNConfig:
     teacher_conv_channels: int = 64
     weight_norm: bool = True
     curriculum: str = "full"
-    mode: str = "checkpoint"
+    mode: str = "recompute"
     compile_step: bool = False
     meta_loss_every: int = 0
     arch: str = "mnist"
@@ -109,6 +111,7 @@ class GTNConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.mode = unroll_mode(self.mode)  # "checkpoint", the old name of "recompute", warns
         self.validate()
 
     @property
@@ -146,7 +149,7 @@ class GTNConfig:
         for name in ("per_step_hyper", "weight_norm", "compile_step", "augment", "stack_learners"):
             boolean(name, getattr(self, name))
         _registered("curriculum", self.curriculum, VARIANTS, "gtn_edu.curriculum.register_curriculum_variant")
-        one_of("mode", self.mode, ("checkpoint", "full"))
+        one_of("mode", self.mode, UNROLL_MODES)
         if self.stack_learners and self.compile_step:
             raise ValueError("stack_learners and compile_step cannot be combined; choose one")
         _registered("arch", self.arch, ARCH_SPACES, "gtn_edu.arch_space.register_arch_space")
@@ -163,12 +166,12 @@ class GTNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GTNConfig:
-        """Rebuild a config from `to_dict()` output (unknown keys are an error)."""
+        """Rebuild a config from `to_dict()` output (unknown keys are an error; old value names are mapped)."""
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
+        d = upgraded_config(dict(d))  # a file written before issue 24 says mode "checkpoint"
         if "adam_betas" in d:
             d["adam_betas"] = tuple(d["adam_betas"])
         return cls(**d)

@@ -99,11 +99,11 @@ class SyntheticData:
         k = num_classes or int(self.meta.get("num_classes", 10))
         return Curriculum(self.steps, self.batch_size, k, latent_dim=1, variant="none")
 
-    def sgd(self, mode: str = "checkpoint") -> ScheduledSGD:
+    def sgd(self, mode: str = "recompute") -> ScheduledSGD:
         """The inner optimiser with this data's per-step lr and momentum (fixed, not learnable)."""
         return ScheduledSGD(self.lr, self.momentum, mode=mode)
 
-    def real_data_sgd(self, mode: str = "checkpoint") -> ScheduledSGD:
+    def real_data_sgd(self, mode: str = "recompute") -> ScheduledSGD:
         """The lr and momentum meta-learned for *real* batches in the same run (the paper's control).
 
         The real-data judge of NAS (`RealDataEvaluation`) trains with these, so GTN data and
@@ -119,7 +119,7 @@ class SyntheticData:
 class ScheduledSGD(UnrolledSGD):
     r"""Eq. (1) on a stored schedule: step t uses exactly the stored $\alpha_t$ and $\beta_t$ (nothing learned)."""
 
-    def __init__(self, lr: Tensor, momentum: Tensor, *, mode: str = "checkpoint") -> None:
+    def __init__(self, lr: Tensor, momentum: Tensor, *, mode: str = "recompute") -> None:
         super().__init__(per_step=len(lr), mode=mode, learn=False)
         self.register_buffer("lr_t", lr.float().clone())
         self.register_buffer("momentum_t", momentum.float().clone())

@@ -76,7 +76,7 @@ class LearnerState:
         return self.with_tensors([t.detach() for t in self.tensors()])
 
     def num_bytes(self) -> int:
-        """Bytes of all tensors in the state (what checkpointing stores per inner step)."""
+        """Bytes of all tensors in the state (what mode="recompute" stores per inner step)."""
         return sum(t.numel() * t.element_size() for t in self.tensors())
 
 
@@ -115,7 +115,7 @@ class Learner(nn.Module):
 
         `torch.nn.BatchNorm*` (SyncBatchNorm and the lazy ones too), and any layer with
         `track_running_stats=True` (e.g. `InstanceNorm*d`), updates its running averages in
-        place under `functional_call`, and checkpoint mode replays that update: the
+        place under `functional_call`, and recompute mode replays that update: the
         statistics a trained learner is scored with would silently differ from the method's.
         The error names the module's path; `LearnerBatchNorm` is the supported BatchNorm.
         """

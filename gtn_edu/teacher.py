@@ -11,7 +11,7 @@ trainer and evaluation run them: `RealData` (real training batches, nothing lear
 and `DistilledData` (a learned tensor of images, dataset distillation).
 
 Every teacher turns a `Curriculum` into `Batches`: T batches written as a pure function
-of the tensors that meta-gradients flow to, so the checkpointed unroll can recompute
+of the tensors that meta-gradients flow to, so the recomputing unroll can recompute
 any batch in the backward pass.
 """
 
@@ -47,7 +47,7 @@ class TensorBatches:
     `make` returns either the inputs `x_t` (the targets are then the fixed `labels[t]`)
     or a pair `(x_t, targets_t)` when the teacher learns its targets too (soft labels,
     appendix F; a policy's action targets). Either way the batch is a pure function of
-    `tensors`, so the checkpointed backward pass can rebuild it and meta-gradients reach
+    `tensors`, so the recomputing backward pass can rebuild it and meta-gradients reach
     the targets as well as the inputs.
 
     Attributes:

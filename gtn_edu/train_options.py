@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import unroll_mode, upgraded_config
 from .config import CIFARConfig, GTNConfig, MNISTConfig, config_for, quick
 from .runs import MANIFEST, differences, read_manifest, with_flags
 
@@ -74,6 +75,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     out = {f.name: getattr(args, f.name) for f in dataclasses.fields(GTNConfig) if getattr(args, f.name) is not None}
     if "adam_betas" in out:
         out["adam_betas"] = tuple(out["adam_betas"])
+    if "mode" in out:  # --mode checkpoint, the old name of recompute, warns
+        out["mode"] = unroll_mode(out["mode"])
     return out
 
 
@@ -98,7 +101,7 @@ def resume_folder(args: argparse.Namespace) -> Path:
 
 def _resumedconfig_of(args: argparse.Namespace, overrides: dict) -> GTNConfig:
     """The config in the resumed run's manifest; ValueError if a given option disagrees with it."""
-    saved = read_manifest(resume_folder(args))["config"]
+    saved = upgraded_config(read_manifest(resume_folder(args))["config"])
     said = differences(saved, overrides)
     if said:
         raise ValueError(f"--resume continues a run with the settings it was started with, but these options differ: "

@@ -15,10 +15,11 @@ $\beta = \sigma(b)$).
 Two modes give the same gradient:
 
 * `"full"`: one autograd graph over all T steps; memory grows with T x activations.
-* `"checkpoint"`: the forward pass keeps only the learner state after each step
+* `"recompute"`: the forward pass keeps only the learner state after each step
   (weights, momentum, BN statistics); the backward pass walks the steps in reverse,
   recomputes step t from its stored state, and back-propagates through that step alone
-  (appendix D). Memory grows with T x parameters; the price is a second forward pass.
+  (appendix D; known as gradient checkpointing). Memory grows with T x parameters; the
+  price is a second forward pass. (Its old name "checkpoint" still works, with a warning.)
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .checkpointing import CheckpointedUnroll
-from .checks import positive_float, positive_int, renamed, unit_interval
+from .checks import positive_float, positive_int, renamed, unit_interval, unroll_mode
+from .recompute import RecomputedUnroll
 from .learner import Learner, LearnerState
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
@@ -41,7 +42,7 @@ class Batches(Protocol):
     """The T training batches of one inner loop, as a pure function of some tensors.
 
     `tensors` are what meta-gradients flow to (teacher weights, codes, distilled images);
-    `batch(t, tensors)` rebuilds batch t from them, so the checkpointed backward pass can
+    `batch(t, tensors)` rebuilds batch t from them, so the recomputing backward pass can
     recompute it. `Teacher.batches(curriculum)` returns one.
     """
 
@@ -59,7 +60,7 @@ class UnrolledSGD(nn.Module):
     r"""SGD with momentum whose T steps are differentiable, with learnable $\alpha$ and $\beta$.
 
     Subclass and override `update` to try another inner update rule; `unroll` handles
-    the graph, the checkpointing and the callbacks. Faster execution of the same method
+    the graph, the recomputation and the callbacks. Faster execution of the same method
     (the update on concatenated vectors, a compiled step, k learners stacked into one) lives
     in `gtn_edu.fast`, as subclasses chosen when the optimiser is built.
 
@@ -68,12 +69,12 @@ class UnrolledSGD(nn.Module):
         momentum: initial momentum $\beta$ in (0, 1) (Table 2: 0.5).
         per_step: T to learn one $\alpha_t, \beta_t$ for each of T inner steps; None (default):
             one shared pair. (Before issue 24 this was `steps=`, which still works with a warning.)
-        mode: "checkpoint" (memory ~ T x parameters) or "full" (one autograd graph).
+        mode: "recompute" (memory ~ T x parameters) or "full" (one autograd graph).
         learn: make $\alpha, \beta$ learnable parameters (else fixed buffers).
         compile_step: deprecated; build `gtn_edu.fast.CompiledSGD` instead.
 
     Examples:
-        >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="checkpoint")
+        >>> sgd = UnrolledSGD(lr=0.02, momentum=0.5, mode="recompute")
         >>> state = sgd.unroll(learner, teacher.batches(curriculum))  # doctest: +SKIP
         >>> learner.meta_loss(state, x_real, y_real).backward()        # doctest: +SKIP
     """
@@ -82,7 +83,7 @@ class UnrolledSGD(nn.Module):
     """Whether the learner's half of each step runs through `torch.compile` (`gtn_edu.fast.CompiledSGD`)."""
 
     def __init__(self, lr: float = 0.02, momentum: float = 0.5, *, per_step: int | None = None,
-                 mode: str = "checkpoint", learn: bool = True, compile_step: bool = False,
+                 mode: str = "recompute", learn: bool = True, compile_step: bool = False,
                  steps: int | None = None) -> None:
         super().__init__()
         positive_float("lr", float(lr))
@@ -90,9 +91,7 @@ class UnrolledSGD(nn.Module):
         per_step = renamed("UnrolledSGD", "steps", steps, "per_step", per_step)  # `steps` is T everywhere else
         if per_step is not None:
             positive_int("per_step", per_step)
-        if mode not in ("full", "checkpoint"):
-            raise ValueError(f"mode must be 'full' or 'checkpoint', got {mode!r}")
-        self.mode, self.per_step = mode, per_step is not None
+        self.mode, self.per_step = unroll_mode(mode), per_step is not None
         n = per_step or 1
         raw_lr = torch.full((n,), float(torch.tensor(lr).log()))
         raw_mom = torch.full((n,), float(torch.tensor(momentum).logit()))
@@ -122,7 +121,7 @@ class UnrolledSGD(nn.Module):
 
         A rule that keeps other state (Adam's two moments, a step count) returns it here, under
         names of its choosing; `update` receives it and returns its next value. The state is
-        stored and recomputed with the weights by the checkpointed backward pass.
+        stored and recomputed with the weights by the recomputing backward pass.
         """
         return {k: torch.zeros_like(p) for k, p in params.items()}
 
@@ -154,7 +153,7 @@ class UnrolledSGD(nn.Module):
         """This optimiser's meta-learned tensors by name: every parameter that requires grad.
 
         `raw_lr`, `raw_momentum` and whatever a subclass adds (a learned weight decay, say): the
-        checkpointed backward pass rebuilds each step with these as inputs (`step`), so each gets
+        recomputing backward pass rebuilds each step with these as inputs (`step`), so each gets
         its meta-gradient in both modes.
         """
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
@@ -165,7 +164,7 @@ class UnrolledSGD(nn.Module):
         """Inner step t (`forward`) with this optimiser's meta-learned tensors replaced by `hyper`.
 
         `hyper` maps names of `meta_tensors()` to the tensors to use in their place (a
-        sequence: in that order); the checkpointed backward pass passes fresh leaves, so
+        sequence: in that order); the recomputing backward pass passes fresh leaves, so
         the gradient with respect to each is the step's contribution to its meta-gradient.
         """
         names = list(self.meta_tensors())
@@ -231,10 +230,10 @@ class UnrolledSGD(nn.Module):
             raise ValueError(f"`at` must name steps in 1..{T}, got {list(at)}")
         learner.check_functional()
         state = self.start_state(learner) if state is None else state
-        if differentiable and self.mode == "checkpoint":
+        if differentiable and self.mode == "recompute":
             template, hyper = state, self.meta_tensors()
-            flat = CheckpointedUnroll.apply(self, learner, batches, state, keep, callback,
-                                             tuple(hyper), *hyper.values(), *batches.tensors, *state.tensors())
+            flat = RecomputedUnroll.apply(self, learner, batches, state, keep, callback,
+                                           tuple(hyper), *hyper.values(), *batches.tensors, *state.tensors())
             n = len(template.tensors())
             kept = [template.with_tensors(flat[i * n:(i + 1) * n]) for i in range(len(keep))]
         else:

@@ -40,15 +40,15 @@ def test_peer_library_is_compared(name):
 
 
 def test_metagrad_cost_smoke(tmp_path):
-    variants = ["plain", "gtn_nograd", "gtn_full", "gtn_checkpoint", *PEERS]
+    variants = ["plain", "gtn_nograd", "gtn_full", "gtn_recompute", *PEERS]
     _run("metagrad_cost.py", "--smoke", "--out", str(tmp_path), "--variants", *variants)
     res = json.loads((tmp_path / "metagrad_cost.json").read_text())
     assert (tmp_path / "metagrad_cost.png").stat().st_size > 0
     assert "| T |" in (tmp_path / "metagrad_cost.md.txt").read_text()
     # every variant gives the same float64 meta-gradient (teacher, codes, lr and momentum)
     ag = res["agreement"]
-    assert ag["all_agree"] and set(ag["variants"]) >= {"gtn_checkpoint", "plain", *PEERS}
-    for v in ("gtn_checkpoint", *PEERS):
+    assert ag["all_agree"] and set(ag["variants"]) >= {"gtn_recompute", "plain", *PEERS}
+    for v in ("gtn_recompute", *PEERS):
         assert ag["variants"][v]["max_rel_err"] < 1e-9
         assert {"codes", "raw_lr", "raw_momentum"} <= set(ag["variants"][v]["compared"])
     # timing: medians and ratios for every variant and T; plain is the unit
@@ -64,7 +64,7 @@ def test_metagrad_cost_smoke(tmp_path):
     full = res["memory"]["gtn_full"]["peak_bytes"]
     assert full["4"] > full["2"] > 0
     assert res["learner"]["state_bytes"] > 0
-    assert {t["name"] for t in res["targets"]} >= {"checkpoint time at T=32 <= 3x plain training"}
+    assert {t["name"] for t in res["targets"]} >= {"recompute time at T=32 <= 3x plain training"}
 
 
 def test_metagrad_cost_aborts_when_a_variant_disagrees(tmp_path, monkeypatch):
@@ -73,17 +73,17 @@ def test_metagrad_cost_aborts_when_a_variant_disagrees(tmp_path, monkeypatch):
     import metagrad_cost
     import metagrad_variants
 
-    right = metagrad_variants.VARIANTS["gtn_checkpoint"]
+    right = metagrad_variants.VARIANTS["gtn_recompute"]
 
     def slightly_wrong(p, T):
         run = right(p, T)
         return lambda: [None if g is None else g * (1 + 1e-6) for g in run()]
 
-    monkeypatch.setitem(metagrad_variants.VARIANTS, "gtn_checkpoint", slightly_wrong)
+    monkeypatch.setitem(metagrad_variants.VARIANTS, "gtn_recompute", slightly_wrong)
     threads = torch.get_num_threads()
     try:
         rc = metagrad_cost.main(["--smoke", "--out", str(tmp_path), "--variants", "plain", "gtn_full",
-                                 "gtn_checkpoint"])
+                                 "gtn_recompute"])
     finally:
         torch.set_num_threads(threads)  # --smoke sets one thread
     assert rc == 1
@@ -304,7 +304,7 @@ def test_a_peer_that_does_not_import_is_skipped_with_a_reason(monkeypatch):
     monkeypatch.setattr(metagrad_variants.importlib, "import_module", broken)
     assert not metagrad_variants.available("torchopt")
     assert "graphviz" in metagrad_variants.missing_reason("torchopt")
-    assert metagrad_variants.available("gtn_checkpoint") and metagrad_variants.missing_reason("plain") is None
+    assert metagrad_variants.available("gtn_recompute") and metagrad_variants.missing_reason("plain") is None
 
 
 def test_step_cost_smoke(tmp_path):

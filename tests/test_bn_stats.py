@@ -42,7 +42,7 @@ def test_with_batch_stats_are_the_batch_mean_and_unbiased_variance():
     assert no_bn.with_batch_stats(s, x.float()) is s
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_real_bn_meta_gradient_matches_finite_differences(mode):
     problem = _conv_problem()
     inputs = problem.inputs()
@@ -67,11 +67,11 @@ def test_real_bn_meta_gradient_matches_finite_differences(mode):
     assert checked >= 3
 
 
-def test_real_bn_checkpoint_equals_full_and_differs_from_synthetic():
+def test_real_bn_recompute_equals_full_and_differs_from_synthetic():
     problem = _conv_problem(seed=2)
     inputs = list(problem.inputs().values())
     full = torch.autograd.grad(_real_bn_loss(problem, "full"), inputs)
-    ckpt = torch.autograd.grad(_real_bn_loss(problem, "checkpoint"), inputs)
+    ckpt = torch.autograd.grad(_real_bn_loss(problem, "recompute"), inputs)
     for a, b in zip(full, ckpt):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
     synthetic = torch.autograd.grad(problem.meta_loss("full"), inputs)

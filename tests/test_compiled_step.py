@@ -2,7 +2,7 @@
 one compilation serves MLP learners of every width.
 
 Compiling takes about a minute a graph on a CPU, so everything is checked in one test (the
-learner step and the teacher's batch each without a graph, in the checkpointed reverse sweep and
+learner step and the teacher's batch each without a graph, in the recomputing reverse sweep and
 in the `full` unroll), in float64 where compiled and eager agree to rounding.
 """
 
@@ -32,7 +32,7 @@ def test_compiled_step_equals_the_eager_step_and_compiles_once_for_all_widths():
     x_real, y_real = torch.randn(16, 1, 8, 8, dtype=torch.float64), torch.arange(16) % 4
     for width in (12, 9):  # two architectures of one family: the second must reuse the graphs
         learner = MLPLearner((1, 8, 8), 4, (width,)).double()
-        for mode in ("checkpoint", "full"):
+        for mode in ("recompute", "full"):
             eager = UnrolledSGD(0.1, 0.6, per_step=3, mode=mode).double()
             compiled = CompiledSGD(0.1, 0.6, per_step=3, mode=mode).double()
             g_eager, s_eager = _meta_gradient(learner, teacher, cur, eager, x_real, y_real)

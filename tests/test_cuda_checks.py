@@ -15,7 +15,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import cuda_checks  # noqa: E402
 
-from gtn_edu.checkpointing import CheckpointedUnroll  # noqa: E402
+from gtn_edu.recompute import RecomputedUnroll  # noqa: E402
 from gtn_edu.meta import MetaTrainer  # noqa: E402
 
 
@@ -32,14 +32,14 @@ def test_agreement_passes_on_the_cpu():
     res = cuda_checks.check_agreement("cpu", reference="cpu")
     assert set(res) == {"per_step=False", "per_step=True"}
     for r in res.values():
-        assert r["agrees"] and r["checkpoint_vs_full_agrees"] and r["cuda_vs_cpu_agrees"], r
-        # the same computation twice; checkpoint recomputes in another order (rounding, ~1e-15 absolute,
+        assert r["agrees"] and r["recompute_vs_full_agrees"] and r["cuda_vs_cpu_agrees"], r
+        # the same computation twice; recompute mode recomputes in another order (rounding, ~1e-15 absolute,
         # which _rel_err measures against 1e-8 of the largest gradient where a gradient is zero)
-        assert r["cuda_vs_cpu_max_rel_err"] < 1e-12 and r["checkpoint_vs_full_max_rel_err"] < 1e-6, r
+        assert r["cuda_vs_cpu_max_rel_err"] < 1e-12 and r["recompute_vs_full_max_rel_err"] < 1e-6, r
 
 
 def test_agreement_fails_when_the_reference_differs(monkeypatch):
-    """A 1% error in one gradient of the reference device is caught, while checkpoint == full still holds.
+    """A 1% error in one gradient of the reference device is caught, while recompute == full still holds.
 
     The reference is passed as a `torch.device`, the device under test as a string, so the fake
     `_meta_grads` can tell the reference's calls apart although both are the CPU.
@@ -57,7 +57,7 @@ def test_agreement_fails_when_the_reference_differs(monkeypatch):
     res = cuda_checks.check_agreement("cpu", reference=reference)
     for r in res.values():
         assert not r["agrees"] and not r["cuda_vs_cpu_agrees"], r
-        assert r["checkpoint_vs_full_agrees"], r
+        assert r["recompute_vs_full_agrees"], r
         assert r["cuda_vs_cpu_max_rel_err"] == pytest.approx(0.01 / 1.01, rel=1e-6), r
 
 
@@ -107,15 +107,15 @@ def test_memory_passes_on_the_cpu():
 
 
 def test_memory_fails_on_the_old_reference_cycle(monkeypatch):
-    """The leak put back: `CheckpointedUnroll`'s ctx holds its own outputs, as it did before the fix."""
-    real = CheckpointedUnroll.forward
+    """The leak put back: `RecomputedUnroll`'s ctx holds its own outputs, as it did before the fix."""
+    real = RecomputedUnroll.forward
 
     def leaky(ctx, *args):
         outputs = real(ctx, *args)
         ctx.outputs = outputs
         return outputs
 
-    monkeypatch.setattr(CheckpointedUnroll, "forward", staticmethod(leaky))
+    monkeypatch.setattr(RecomputedUnroll, "forward", staticmethod(leaky))
     res = cuda_checks.check_memory("cpu", iterations=4)
     assert not res["ok"] and res["error"] is None, res
     live = res["live_tensors"]

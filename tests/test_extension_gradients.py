@@ -2,8 +2,8 @@
 
 For each box of the extension table a small subclass adds one learnable tensor of its own
 and uses it where the box's overridable method runs. Its meta-gradient must match a
-central finite difference in float64, in `full` and in `checkpoint` mode, and the two
-modes must agree. A tensor the checkpointed backward pass cannot route (one a method reads
+central finite difference in float64, in `full` and in `recompute` mode, and the two
+modes must agree. A tensor the recomputing backward pass cannot route (one a method reads
 from outside every module the unroll knows) must be refused with an error naming the fix,
 never get a silent zero.
 """
@@ -88,7 +88,7 @@ def _meta_loss(pieces, objective=None):
 def _check(pieces_of_mode, pick, objective_of=None):
     """FD of the meta-loss along a random direction in the tensor `pick(pieces)`, in both modes; modes agree."""
     grads = {}
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         pieces = pieces_of_mode(mode)
         objective = objective_of(pieces) if objective_of else None
         tensor = pick(pieces, objective)
@@ -106,11 +106,11 @@ def _check(pieces_of_mode, pick, objective_of=None):
         assert abs(numeric) > 1e-7, "the test tensor must matter"
         assert abs(analytic - numeric) <= 1e-6 * abs(numeric) + 1e-10, f"{mode}: {analytic} vs FD {numeric}"
         grads[mode] = grad
-    torch.testing.assert_close(grads["checkpoint"], grads["full"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads["recompute"], grads["full"], rtol=1e-10, atol=1e-12)
 
 
 def test_unrolled_sgd_subclass_parameter_gets_its_meta_gradient():
-    """The issue's repro: a learned weight decay in `update` had no gradient at all in checkpoint mode."""
+    """The issue's repro: a learned weight decay in `update` had no gradient at all in checkpoint mode (now `recompute`)."""
     _check(lambda mode: _problem(mode, sgd_cls=WeightDecaySGD), lambda p, _: p[3].log_decay)
 
 
@@ -143,7 +143,7 @@ def test_arch_space_subclass_parameter_gets_its_meta_gradient():
 
     space = ScaledInitSpace()
     grads = {}
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         teacher, curriculum, _, sgd, x, y = _problem(mode)
         learner = space.build(space.sample_spec(torch.Generator().manual_seed(0)), torch.Generator().manual_seed(0))
 
@@ -163,19 +163,19 @@ def test_arch_space_subclass_parameter_gets_its_meta_gradient():
         numeric = (plus - minus) / 2e-6
         assert abs(grad.item() - numeric) <= 1e-6 * abs(numeric) + 1e-10, (mode, grad.item(), numeric)
         grads[mode] = grad
-    torch.testing.assert_close(grads["checkpoint"], grads["full"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads["recompute"], grads["full"], rtol=1e-10, atol=1e-12)
 
 
-def test_learner_subclass_reading_an_outside_tensor_is_refused_in_checkpoint_mode():
+def test_learner_subclass_reading_an_outside_tensor_is_refused_in_recompute_mode():
     """A learner whose inner loss reads a tensor that requires grad but belongs to no module the unroll passes
-    through the checkpointed step: full mode differentiates it, checkpoint mode must refuse it, naming the fix."""
+    through the recomputed step: full mode differentiates it, recompute mode must refuse it, naming the fix."""
     temperature = torch.tensor(1.3, requires_grad=True)
 
     class TemperedLearner(MLPLearner):
         def inner_loss(self, output, target):
             return super().inner_loss(output / temperature, target)
 
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         teacher, curriculum, _, sgd, x, y = _problem(mode)
         learner = TemperedLearner(IMAGE, NUM_CLASSES, (5,)).double()
         loss = learner.meta_loss(sgd.unroll(learner, teacher.batches(curriculum)), x, y)
@@ -192,7 +192,7 @@ def test_the_meta_trainer_optimises_an_inner_optimisers_own_parameter():
     from gtn_edu import MetaTrainer, RealData
 
     teacher = RealData(torch.randn(30, *IMAGE), torch.randint(NUM_CLASSES, (30,)))
-    sgd = WeightDecaySGD(0.05, 0.6, mode="checkpoint")
+    sgd = WeightDecaySGD(0.05, 0.6, mode="recompute")
     space = ArchSpace.mlp(IMAGE, NUM_CLASSES, width_range=(5, 5))
     x, y = torch.randn(7, *IMAGE), torch.randint(NUM_CLASSES, (7,))
     trainer = MetaTrainer(teacher, Curriculum(2, 6, NUM_CLASSES, variant="none"), sgd, space,

@@ -39,7 +39,7 @@ def _loss(pieces):
 def test_gtn_gan_meta_gradient_matches_finite_differences_in_both_modes(pick):
     """d L / d phi of meta-loss + lambda * GAN loss, against a central difference in float64; the modes agree."""
     grads = {}
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         pieces = _problem(mode)
         teacher, curriculum, _, sgd, _ = pieces
         tensor = {"teacher": teacher.fc1.v,
@@ -57,13 +57,13 @@ def test_gtn_gan_meta_gradient_matches_finite_differences_in_both_modes(pick):
         assert abs(numeric) > 1e-7
         assert abs(analytic - numeric) <= 1e-6 * abs(numeric) + 1e-10, f"{mode}: {analytic} vs FD {numeric}"
         grads[mode] = grad
-    torch.testing.assert_close(grads["checkpoint"], grads["full"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads["recompute"], grads["full"], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.usefixtures("float64")
 def test_the_discriminator_term_reaches_the_generator_and_not_the_discriminator():
     """lambda scales a gradient of its own; D's weights get none (D is a constant of the generator's loss)."""
-    pieces = _problem("checkpoint", weight=0.0)
+    pieces = _problem("recompute", weight=0.0)
     teacher, curriculum, learner, sgd, objective = pieces
     w = teacher.fc1.v
     (g0,) = torch.autograd.grad(_loss(pieces), [w])

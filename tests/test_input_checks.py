@@ -101,7 +101,7 @@ def test_norm_layer_tracking_running_stats_is_refused_with_its_path_and_fix(norm
     with pytest.raises(TypeError, match=r"StudentNet\.bns\.0 .*track_running_stats=False.*LearnerBatchNorm"):
         learner.check_functional()
     teacher = RealData(torch.randn(20, 2, 4, 4), torch.randint(2, (20,)))
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         with pytest.raises(TypeError, match=r"bns\.0"):
             UnrolledSGD(mode=mode).unroll(learner, teacher.batches(Curriculum(2, 4, 2)))
 

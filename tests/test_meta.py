@@ -181,7 +181,7 @@ def _without_time(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-@pytest.mark.parametrize("mode", ["checkpoint", "full"])
+@pytest.mark.parametrize("mode", ["recompute", "full"])
 def test_resume_is_bit_exact(tmp_path, mode):
     """Save at iteration k, reload into a freshly built trainer: the next n iterations are identical."""
     def build():
@@ -232,7 +232,7 @@ def test_load_reads_rng_states_onto_the_cpu(tmp_path):
     assert torch.equal(b.arch_rng.get_state(), a.arch_rng.get_state())
 
 
-def test_checkpoint_mode_with_scored_steps_does_not_leak():
+def test_recompute_mode_with_scored_steps_does_not_leak():
     """Stored inner states die with each outer iteration (they leaked through a ctx reference cycle)."""
     import gc
     import weakref
@@ -243,8 +243,8 @@ def test_checkpoint_mode_with_scored_steps_does_not_leak():
         def on_inner_step(self, trainer, t, state, loss):
             alive.extend(weakref.ref(x) for x in state.tensors())
 
-    tr = _trainer(callbacks=[Watch()])  # checkpoint mode, scored after every inner step
-    assert tr.sgd.mode == "checkpoint" and tr.scored_steps() == [1, 2, 3]
+    tr = _trainer(callbacks=[Watch()])  # recompute mode, scored after every inner step
+    assert tr.sgd.mode == "recompute" and tr.scored_steps() == [1, 2, 3]
     counts = []
     for _ in range(20):
         tr.outer_step()
@@ -378,3 +378,47 @@ def test_outer_adam_holds_the_outer_optimiser_and_the_old_keywords_still_work():
         build(outer_learning_rate=0.1)
     with pytest.raises(ValueError, match="grad_clip must be"):
         OuterAdam(grad_clip=0.0)
+
+
+def test_the_old_mode_name_checkpoint_still_works_and_old_files_resume(tmp_path):
+    """Issue 24: the unroll mode "checkpoint" is now "recompute" ("checkpoint" names a saved run).
+
+    Given by a user, the old name warns and maps; read from a file (a config or a checkpoint
+    written before the rename), it maps silently, and such a checkpoint resumes in a trainer
+    of the new name. A mode that really differs is still another run.
+    """
+    import importlib
+    import sys
+    import warnings
+
+    from gtn_edu import GTNConfig
+    from gtn_edu.checkpoint_io import CheckpointError
+    from gtn_edu.recompute import RecomputedUnroll
+
+    with pytest.warns(DeprecationWarning, match="now mode='recompute'"):
+        assert UnrolledSGD(0.1, 0.5, mode="checkpoint").mode == "recompute"
+    with pytest.warns(DeprecationWarning, match="now mode='recompute'"):
+        assert GTNConfig(mode="checkpoint").mode == "recompute"
+    with pytest.raises(ValueError, match="'full', 'recompute'"):
+        UnrolledSGD(0.1, 0.5, mode="checkpointed")
+    old = {**GTNConfig().to_dict(), "mode": "checkpoint"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file's old name is not the user's to fix
+        assert GTNConfig.from_dict(old).mode == "recompute"
+        a = _trainer()
+        a.config = GTNConfig().to_dict()
+        a.fit(1)
+        ckpt = a.state_dict()
+        ckpt["config"] = old  # what the trainer wrote before the rename
+        torch.save(ckpt, tmp_path / "old.pt")
+        b = _trainer()
+        b.config = GTNConfig().to_dict()
+        b.load(tmp_path / "old.pt")
+    assert b.iteration == 1
+    b.config = GTNConfig(mode="full").to_dict()
+    with pytest.raises(CheckpointError, match="mode"):
+        b.load(tmp_path / "old.pt")
+    sys.modules.pop("gtn_edu.checkpointing", None)
+    with pytest.warns(DeprecationWarning, match="gtn_edu.recompute.RecomputedUnroll"):
+        old_module = importlib.import_module("gtn_edu.checkpointing")
+    assert old_module.CheckpointedUnroll is RecomputedUnroll

@@ -21,7 +21,7 @@ def _directional_fd(problem, mode, name, direction, eps=1e-6):
     return (plus - minus) / (2 * eps)
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 @given(problem=problems(), seed=st.integers(0, 1000))
 def test_meta_gradient_matches_finite_differences(problem, seed, mode):
     inputs = problem.inputs()
@@ -50,18 +50,18 @@ def test_meta_gradient_matches_finite_differences(problem, seed, mode):
 
 
 @given(problem=problems())
-def test_checkpoint_equals_full(problem):
+def test_recompute_equals_full(problem):
     inputs = list(problem.inputs().values())
     T = problem.curriculum.steps
     at = sorted({1, (T + 1) // 2, T})  # intermediate real-data losses too
     full = torch.autograd.grad(problem.meta_loss("full", at), inputs)
-    ckpt = torch.autograd.grad(problem.meta_loss("checkpoint", at), inputs)
+    ckpt = torch.autograd.grad(problem.meta_loss("recompute", at), inputs)
     for (name, _), a, b in zip(problem.inputs().items(), full, ckpt):
         where = f"{problem.description} {name}"
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12, msg=lambda m, where=where: f"{where}: {m}")
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_backward_and_autograd_grad_agree(mode):
     from gtn_edu import Curriculum, Teacher, UnrolledSGD
 
@@ -82,7 +82,7 @@ def test_backward_and_autograd_grad_agree(mode):
 
 
 @pytest.mark.parametrize("conditional", [True, False])
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_xy_teacher_soft_labels_get_proven_meta_gradients(mode, conditional):
     """Appendix F's generator of images *and* soft labels: its label head's meta-gradient matches FD."""
     torch.manual_seed(1)

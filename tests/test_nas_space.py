@@ -219,11 +219,11 @@ def test_meta_gradient_matches_finite_differences():
         assert abs(analytic - numeric) <= 1e-5 * abs(numeric), f"analytic {analytic:.10g} vs FD {numeric:.10g}"
 
 
-def test_checkpoint_meta_gradient_equals_full():
+def test_recompute_meta_gradient_equals_full():
     meta_loss, images, sgd = _problem()
     wrt = [images, sgd.raw_lr, sgd.raw_momentum]
     full = torch.autograd.grad(meta_loss("full"), wrt)
-    ckpt = torch.autograd.grad(meta_loss("checkpoint"), wrt)
+    ckpt = torch.autograd.grad(meta_loss("recompute"), wrt)
     for a, b in zip(full, ckpt):
         assert a.abs().sum() > 0
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)

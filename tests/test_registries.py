@@ -77,7 +77,7 @@ def test_a_registered_curriculum_variant_is_sampled_and_its_codes_get_a_meta_gra
     teacher = Teacher(SHAPE, 10, latent_dim=4, hidden=8, channels=3, conv_channels=3)
     learner = MLPLearner(SHAPE, 10, (5,))
     x_real, y_real = torch.randn(12, *SHAPE), torch.arange(12) % 10
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         cur.codes.grad = None
         state = UnrolledSGD(0.05, 0.5, mode=mode).unroll(learner, teacher.batches(cur))
         learner.meta_loss(state, x_real, y_real).backward()

@@ -94,16 +94,16 @@ def _tiny_meta_problem(mode: str):
     return meta_loss, tuple(t.detach().clone().requires_grad_() for t in batches.tensors), episodes
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_one_step_meta_gradient_matches_finite_differences(mode):
     meta_loss, inputs, episodes = _tiny_meta_problem(mode)
     assert episodes.steps > 3
     assert torch.autograd.gradcheck(meta_loss, inputs, eps=1e-6, atol=1e-5)
 
 
-def test_checkpoint_equals_full_on_the_policy_gradient():
+def test_recompute_equals_full_on_the_policy_gradient():
     grads = []
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         meta_loss, inputs, _ = _tiny_meta_problem(mode)
         grads.append(torch.autograd.grad(meta_loss(*inputs), inputs))
     for a, b in zip(*grads):

@@ -3,7 +3,7 @@
 Each rule trains a small learner for 3 steps on a teacher's batches; its meta-gradient with
 respect to every meta-learned tensor (teacher, codes, and the rule's own: lr, momentum,
 decay or beta2) must match a central finite difference in float64 along a random
-direction, in `full` and `checkpoint` mode, and the modes must agree to rounding.
+direction, in `full` and `recompute` mode, and the modes must agree to rounding.
 """
 
 import pytest
@@ -40,7 +40,7 @@ def _loss(teacher, curriculum, learner, sgd, x, y):
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_rule_meta_gradient_matches_finite_differences_in_both_modes(rule):
     grads = {}
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         *pieces, targets = _problem(rule, mode)
         g = torch.autograd.grad(_loss(*pieces), targets)
         assert all(torch.isfinite(t).all() for t in g)
@@ -58,7 +58,7 @@ def test_rule_meta_gradient_matches_finite_differences_in_both_modes(rule):
         analytic = sum((a * d).sum().item() for a, d in zip(g, directions))
         assert abs(analytic - numeric) <= 1e-6 * abs(numeric), f"{rule}, {mode}: {analytic} vs FD {numeric}"
         grads[mode] = g
-    for a, b in zip(grads["checkpoint"], grads["full"]):
+    for a, b in zip(grads["recompute"], grads["full"]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 

@@ -45,7 +45,7 @@ def _meta_gradient(sgd, teacher, cur, learners, batches, real, stack):
 
 @pytest.mark.parametrize("space, variant", [("mlp", "shuffled_batch"), ("conv", "shuffled_batch"), ("mlp", "full"),
                                             ("conv", "full")])
-@pytest.mark.parametrize("mode", ["checkpoint", "full"])
+@pytest.mark.parametrize("mode", ["recompute", "full"])
 def test_stacked_learners_equal_learners_trained_one_at_a_time(space, variant, mode):
     teacher, cur, learners, batches, real = _setup(space, variant=variant)
     assert StackedBatches(batches()).shared == (variant == "full")
@@ -151,7 +151,7 @@ def _toy():
     return torch.randn(4, *SHAPE), torch.arange(4) % K
 
 
-@pytest.mark.parametrize("mode, calls_once, calls_each", [("full", 3, 9), ("checkpoint", 3 + 9, 9 + 9)])
+@pytest.mark.parametrize("mode, calls_once, calls_each", [("full", 3, 9), ("recompute", 3 + 9, 9 + 9)])
 def test_learners_on_the_same_batches_get_each_batch_computed_once(mode, calls_once, calls_each):
     """Learners of different architectures on the full curriculum's batches: one teacher pass a step, same gradients."""
     torch.manual_seed(0)

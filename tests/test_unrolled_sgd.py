@@ -8,7 +8,7 @@ from gtn_edu.fast import FusedSGD
 from gtn_edu.teacher import TensorBatches
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_follows_torch_sgd_trajectory(mode):
     torch.manual_seed(0)
     learner = MLPLearner((1, 4, 4), 3, (6,), batch_norm=False).double()
@@ -105,7 +105,7 @@ def test_teacher_output_range_maps_tanh_onto_data_range():
 
 
 def _watched_unroll(at, backward: bool):
-    """Checkpointed unroll whose inner states are watched through weak references."""
+    """Recomputing unroll whose inner states are watched through weak references."""
     import weakref
 
     torch.manual_seed(0)
@@ -113,7 +113,7 @@ def _watched_unroll(at, backward: bool):
     cur = Curriculum.full(4, 4, 2, latent_dim=3)
     learner = MLPLearner((1, 8, 8), 2, (5,))
     refs = []
-    states = UnrolledSGD(0.1, 0.5, mode="checkpoint").unroll(
+    states = UnrolledSGD(0.1, 0.5, mode="recompute").unroll(
         learner, teacher.batches(cur), at=at, callback=lambda t, s, loss: refs.extend(map(weakref.ref, s.tensors())))
     loss = sum(learner.meta_loss(s, torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)) for s in states)
     if backward:
@@ -139,7 +139,7 @@ def test_torch_batchnorm_in_a_learner_is_an_error_naming_the_fix():
             self.bns[0] = torch.nn.BatchNorm1d(6)  # what a student writes first
 
     teacher = RealData(torch.randn(20, 1, 4, 4), torch.randint(2, (20,)))
-    for mode in ("full", "checkpoint"):
+    for mode in ("full", "recompute"):
         with pytest.raises(TypeError, match="LearnerBatchNorm"):
             UnrolledSGD(mode=mode).unroll(StudentNet(), teacher.batches(Curriculum(2, 4, 2)))
 
@@ -160,7 +160,7 @@ def test_inner_loss_can_differ_from_the_outer_loss():
         state = UnrolledSGD(0.1, 0.5, mode=mode).double().unroll(learner, batches)
         return learner.predict(state, x[0]).pow(2).mean(), state
 
-    loss_ck, state = outer("checkpoint")
+    loss_ck, state = outer("recompute")
     inner, _ = learner.inner_batch_loss(state.params, state.buffers, x[0], targets[0])
     torch.testing.assert_close(inner, torch.nn.functional.mse_loss(learner.predict(state, x[0]), targets[0]))
     (g_ck,) = torch.autograd.grad(loss_ck, targets)
@@ -178,7 +178,7 @@ def test_inner_loss_can_differ_from_the_outer_loss():
     assert abs(numeric) > 1e-6 and abs(analytic - numeric) <= 1e-6 * abs(numeric)
 
 
-@pytest.mark.parametrize("mode", ["full", "checkpoint"])
+@pytest.mark.parametrize("mode", ["full", "recompute"])
 def test_fused_update_on_concatenated_vectors_equals_the_plain_rule(mode):
     """`gtn_edu.fast.FusedSGD` runs eq. (1) on one concatenated vector: the plain rule's states and gradients."""
     results = []

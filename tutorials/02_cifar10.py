@@ -26,7 +26,7 @@
 # 3. look at its images, one row per class (the paper's Figure 3b: what is a GTN "cat"?);
 # 4. compare fresh learners trained on GTN data and on tuned real data after every inner
 #    step (Figure 3a), and see where the curves cross;
-# 5. see why the paper's T=128 needs the checkpointed meta-gradient: memory.
+# 5. see why the paper's T=128 needs the recomputing meta-gradient: memory.
 #
 # **Size switch.** The environment variable `GTN_EDU_TUTORIAL_SIZE` picks the scale:
 #
@@ -34,7 +34,7 @@
 # |---|---|---|
 # | `tiny` | 3 outer iterations of T=4 steps, tiny networks | any CPU, under a minute (tests, CI) |
 # | `quick` (default) | the settings of `--quick` | 2-core CPU: untimed alone (this page: 62 min, shared) |
-# | `paper` | Table 3, T=128, checkpointed, 2000 outer iterations | one GPU (`cuda`), hours |
+# | `paper` | Table 3, T=128, `mode="recompute"`, 2000 outer iterations | one GPU (`cuda`), hours |
 #
 # CIFAR-10 is read from the folder in `GTN_EDU_DATA` (torchvision layout: it holds
 # `cifar-10-batches-py/`). Offline, a partial copy (`cifar-10-batches-py-partial/`, 4000
@@ -264,10 +264,10 @@ wins = sum(g > r for g, r in zip(final["GTN"].accuracies, final["real data"].acc
 print(f"GTN data ahead for {wins} of the {n_eval} learners after {cfg.inner_steps} steps")
 
 # %% [markdown]
-# ## 5. Why T=128 needs checkpointing: memory
+# ## 5. Why T=128 needs recomputation: memory
 #
 # The fully unrolled meta-gradient keeps every intermediate activation of all T inner
-# steps for the backward pass; `mode="checkpoint"` keeps only the learner's state after
+# steps for the backward pass; `mode="recompute"` keeps only the learner's state after
 # each step and recomputes one step at a time (appendix D). We count the bytes each mode
 # holds, with torch's saved-tensor hooks, for the widest learner of Table 3's space on one
 # batch of 128 (the tiny size: a batch of 8), for a few values of T.
@@ -297,22 +297,23 @@ widest = ArchSpace.cifar(channel_ranges=((128, 128),) + ((256, 256),) * 4).sampl
 print(f"widest Table 3 learner: {sum(p.numel() for p in widest.parameters()):,} weights, "
       f"state (weights, momentum, BN statistics) {widest.init_state().num_bytes() / 1e6:.1f} MB")
 batch, Ts = (8, (1, 2)) if SIZE == "tiny" else (128, (1, 2))
-held = {mode: [held_bytes(mode, T, widest, batch) / 1e9 for T in Ts] for mode in ("full", "checkpoint")}
+held = {mode: [held_bytes(mode, T, widest, batch) / 1e9 for T in Ts] for mode in ("full", "recompute")}
 for mode, gb in held.items():
     per_step = (gb[-1] - gb[0]) / (Ts[-1] - Ts[0])
     print(f"{mode:>10}: " + ", ".join(f"T={T}: {g:.3f} GB" for T, g in zip(Ts, gb))
           + f"; {per_step:.3f} GB more per step, so T=128 would hold about {gb[0] + 127 * per_step:.1f} GB")
-assert held["checkpoint"][-1] < held["full"][-1]
+assert held["recompute"][-1] < held["full"][-1]
 
 # %% [markdown]
-# Both grow linearly in T, at very different rates. The checkpointed unroll keeps one
+# Both grow linearly in T, at very different rates. The recomputing unroll keeps one
 # learner state per step (weights, momentum and BatchNorm statistics: the state size
 # printed above), whatever the batch size; the full unroll keeps every activation of
 # every step, which grows with the batch too. At Table 3's T=128 and batch 128 the full
 # unroll would hold about a hundred times more (more than an 80 GB GPU has, before the
-# backward pass needs any working memory); the checkpointed one fits easily, which is why
-# `CIFARConfig()` uses `mode="checkpoint"`. Checkpointing pays with a second forward pass per step, and
-# the meta-gradient is the same (the tests check it to float64 precision). The quick size
+# backward pass needs any working memory); the recomputing one fits easily, which is why
+# `CIFARConfig()` uses `mode="recompute"` (gradient checkpointing, in the literature). It
+# pays with a second forward pass per step, and the meta-gradient is the same (the tests
+# check it to float64 precision). The quick size
 # uses `mode="full"`, faster at its small T and narrow learners.
 #
 # ## 6. Reading the result honestly

@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-PAGES = ["concepts/gtn/", "concepts/metagradients/", "concepts/checkpointing/", "tutorials/01_mnist/"]
+PAGES = ["concepts/gtn/", "concepts/metagradients/", "concepts/recompute/", "tutorials/01_mnist/"]
 RAW_TEX = re.compile(r'<span class="arithmatex">\s*\\\(', re.S)
 
 

@@ -1,6 +1,6 @@
 """Faster and wider execution of the same method, chosen once when a run is built.
 
-`unrolled.py`, `checkpointing.py`, `teacher.py` and `meta.py` are written to read like the
+`unrolled.py`, `recompute.py`, `teacher.py` and `meta.py` are written to read like the
 paper. What only makes the same computation faster, or spreads it over processes, lives
 here, each tested equal to the plain path in float64:
 

@@ -3,7 +3,7 @@ r"""`CompiledSGD`: the learner's half of an inner step through `torch.compile`; 
 An eager inner step launches hundreds of small operations: the learner's forward pass,
 its gradient with a graph, eq. (1)'s update, and in the reverse sweep the double backward
 of all of it. Compiled, the same computation is a few fused kernels: 6.4x fewer operations
-for a paper-size checkpointed step with the teacher's batch compiled too
+for a paper-size recomputed step with the teacher's batch compiled too
 (`benchmarks/step_cost.py --compile-step`; `benchmarks/compile_probe.py` for the learner alone).
 
 What is compiled is one function of tensors,

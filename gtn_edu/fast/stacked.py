@@ -20,13 +20,13 @@ eq. (1) for each learner, with `torch.func.vmap` turning k small computations in
 k-fold width (a k-group convolution, a batched matrix product). `StackedSGD(sgd)` is the
 same optimiser (the same meta-learned tensors, the same `update`) stepping a
 `StackedLearners` on a `StackedBatches` this way; its `unroll` is `UnrolledSGD.unroll`
-(checkpoint mode included: a stored state is the stacked state).
+(recompute mode included: a stored state is the stacked state).
 `MetaTrainer(stack_learners=True)` stacks when the k learners match.
 
 Neither changes the meta-gradient beyond rounding (`tests/test_stacked.py`, float64, both
 unroll modes). On a 2-core CPU with k=4 quick-size learners (`benchmarks/stack_cost.py`):
 shared batches took an outer iteration to 0.43x (MLP) and 0.83x (conv) of its time in `full`
-mode; stacking paid for the MLP in checkpoint mode (0.46x) and was within about 10% either way
+mode; stacking paid for the MLP in recompute mode (0.46x) and was within about 10% either way
 otherwise. It is meant for GPUs, where k stacked learners launch the kernels of one.
 """
 
@@ -160,10 +160,10 @@ def same_batches(batches: Sequence) -> bool:
 class BatchesOnce:
     """Batches that several learners train on one after another, each batch computed once.
 
-    A batch asked for with the batches' own `tensors` (the `full` unroll, the checkpointed
+    A batch asked for with the batches' own `tensors` (the `full` unroll, the recomputing
     forward sweep, training without a graph) is kept and handed to the next learner; its
     graph, if any, is shared, so the teacher's backward pass also runs once, on the summed
-    adjoints. A batch asked for with other tensors (the checkpointed reverse sweep rebuilds
+    adjoints. A batch asked for with other tensors (the recomputing reverse sweep rebuilds
     each step from detached copies) is computed afresh, so nothing is kept that the unroll
     would not keep anyway.
     """

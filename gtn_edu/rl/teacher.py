@@ -7,7 +7,7 @@ generated states (mean squared error), so both halves are learned: *where* in st
 the teacher puts its examples, and *what* the policy should answer there. The codes z are
 a `Curriculum` (one learned code per pair, `PairTeacher.curriculum()`), so the whole batch
 of 512 pairs is a pure function of the generator's weights and the codes, as the engine's
-checkpointed path needs.
+recomputing path needs.
 
 The state output is scaled per dimension by `state_scale` (CartPole's own ranges: the cart
 fails at |x| > 2.4 and the pole at |angle| > 0.21 rad), so one generator weight scale fits
