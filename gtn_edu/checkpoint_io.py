@@ -19,10 +19,8 @@ import os
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 from .checks import upgraded_config
-from .fast.distributed import all_gather_objects
 
 __all__ = ["TrainerCheckpoints", "CHECKPOINT_VERSION", "CheckpointError", "read_checkpoint", "atomic_save"]
 
@@ -82,23 +80,26 @@ def _plain(value):
 
 
 class TrainerCheckpoints:
-    """`state_dict`, `load_state_dict`, `save` and `load` for `MetaTrainer` (a mixin: it reads the
-    trainer's teacher, curriculum, sgd, optimizer, objective, random streams and schedule)."""
+    """`state_dict`, `load_state_dict`, `save` and `load` for `MetaTrainer` (a mixin).
+
+    What it reads of the trainer is this short list, each part saving and restoring itself:
+    `checkpoint_parts()` (the modules and the objective, by name), `outer` (`OuterAdam`:
+    Adam's state and the schedule), `streams` (`LearnerStreams`: every learner's random
+    streams), and the run's record: `config`, `run_info`, `iteration`, `history`.
+    """
 
     # ---- checkpoints: a plain dict, loadable with torch.load(weights_only=True) ----
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: weights, optimiser, random-number streams,
         the objective's state, the schedule, the history, the config and the iteration."""
+        outer = self.outer.state_dict()
         return {"version": CHECKPOINT_VERSION, "config": self.config, "run_info": self.run_info,
                 "iteration": self.iteration,
-                "state_dict": {"teacher": self.teacher.state_dict(), "curriculum": self.curriculum.state_dict(),
-                               "sgd": self.sgd.state_dict(), "optimizer": self.optimizer.state_dict(),
-                               "objective": self.objective.state_dict()},
+                "state_dict": {**{name: part.state_dict() for name, part in self.checkpoint_parts().items()},
+                               "optimizer": outer["optimizer"]},
                 "rng": {"data": self.rng.get_state(), "arch": self.arch_rng.get_state(),
-                        "learners": self._gathered_streams()},
-                "schedule": {"lr_schedule": self.lr_schedule, "total_steps": self.total_steps,
-                             "base_lrs": list(self.base_lrs)},
-                "history": list(self.history)}
+                        "learners": self.streams.state_dict()},
+                "schedule": outer["schedule"], "history": list(self.history)}
 
     def load_state_dict(self, ckpt: dict) -> None:
         """Restore from `state_dict()` output (tensors may be on any device: each goes where it belongs)."""
@@ -106,36 +107,15 @@ class TrainerCheckpoints:
         if version not in (1, CHECKPOINT_VERSION):
             raise ValueError(f"checkpoint version {version} is not one this gtn_edu reads (1 or {CHECKPOINT_VERSION})")
         sd = ckpt["state_dict"]
-        self.teacher.load_state_dict(sd["teacher"])
-        self.curriculum.load_state_dict(sd["curriculum"])
-        self.sgd.load_state_dict(sd["sgd"])
-        self.optimizer.load_state_dict(sd["optimizer"])  # moves Adam's moments to the parameters' device
-        self.objective.load_state_dict(sd.get("objective", {}))
-        # Generator states must be CPU byte tensors, whatever device the checkpoint was mapped to.
+        for name, part in self.checkpoint_parts().items():
+            part.load_state_dict(sd.get(name, {}) if name == "objective" else sd[name])  # version 1: no objective
+        self.outer.load_state_dict({"optimizer": sd["optimizer"], "schedule": ckpt.get("schedule")})
         rng = ckpt["rng"]
-        saved = dict(rng.get("learners", {}))
+        saved = dict(rng.get("learners", {}))  # version 1 kept only learner 0's, under "data" (or "generator")
         saved.setdefault(0, {"data": rng.get("data", rng.get("generator")), "arch": rng["arch"]})
-        if sorted(saved) != list(range(self.world * self.learners_per_step)):
-            total = self.world * self.learners_per_step
-            raise ValueError(f"the checkpoint holds the random streams of {len(saved)} learners per outer iteration, "
-                             f"but this run has {total} ({self.world} process(es) x learners_per_step="
-                             f"{self.learners_per_step}); resume with the learners_per_step and number of processes "
-                             "it was written with")
-        for j, arch_rng, data_rng in zip(self.learner_indices, self.arch_rngs, self.rngs):
-            data_rng.set_state(saved[j]["data"].cpu())
-            arch_rng.set_state(saved[j]["arch"].cpu())
-        if "schedule" in ckpt:
-            sched = ckpt["schedule"]
-            self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
-            self.base_lrs = list(sched["base_lrs"])
+        self.streams.load_state_dict(saved)
         self.history = list(ckpt.get("history", []))
         self.iteration = ckpt["iteration"]
-
-    def _gathered_streams(self) -> dict[int, dict[str, Tensor]]:
-        """The random-stream states of every learner of every rank, by global learner index."""
-        mine = {j: {"data": d.get_state(), "arch": a.get_state()}
-                for j, a, d in zip(self.learner_indices, self.arch_rngs, self.rngs)}
-        return {j: st for part in all_gather_objects(mine) for j, st in part.items()}
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint to `path` (atomically: an interrupted write leaves the old file).

@@ -11,8 +11,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .arch_space import ARCH_SPACES
-from .checks import (UNROLL_MODES, boolean, nonnegative_int, one_of, positive_float, positive_int, unit_interval,
-                     unroll_mode, upgraded_config)
+from .checks import (
+    UNROLL_MODES,
+    boolean,
+    nonnegative_int,
+    one_of,
+    positive_float,
+    positive_int,
+    unit_interval,
+    unroll_mode,
+    upgraded_config,
+)
 from .curriculum import VARIANTS
 from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
 from .sizes import sized as _sized

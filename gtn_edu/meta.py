@@ -37,7 +37,7 @@ from .callbacks import Callback, MetaLossDivergedError, diverged
 from .checkpoint_io import CHECKPOINT_VERSION, TrainerCheckpoints
 from .checks import nonnegative_int, positive_int
 from .curriculum import Curriculum
-from .fast.distributed import all_reduce_mean_, average_gradients_, broadcast_, learner_streams, rank_and_world
+from .fast.distributed import LearnerStreams, all_reduce_mean_, average_gradients_, broadcast_
 from .fast.stacked import unroll_learners
 from .learner import Learner, LearnerState
 from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
@@ -99,29 +99,34 @@ class MetaTrainer(TrainerCheckpoints):
         self.device = next((t.device for t in curriculum.buffers()), torch.device("cpu"))
         # Learner j of each iteration has its own streams (architectures on the CPU host; shuffles,
         # real batches, episodes on the device); j counts across ranks under torch.distributed.
-        self.rank, self.world = rank_and_world()
-        self.learner_indices = [self.rank * learners_per_step + i for i in range(learners_per_step)]
-        streams = [learner_streams(seed, j, self.device) for j in self.learner_indices]
-        self.arch_rngs, self.rngs = [a for a, _ in streams], [d for _, d in streams]
-        self.rng, self.arch_rng = self.rngs[0], self.arch_rngs[0]  # this process's first learner's
+        self.streams = LearnerStreams(seed, learners_per_step, self.device)
+        self.rank, self.world = self.streams.rank, self.streams.world
         self.log_path, self.progress = (self.log_path, progress) if self.rank == 0 else (None, False)
         self.params = self._meta_parameters()
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
         broadcast_(self.params)  # every rank starts from rank 0's teacher
         self.optimizer = self.outer.build(self.params, hyper=list(sgd.parameters()))
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.iteration, self.history = 0, []
 
-    # the outer optimiser's settings, read and written where checkpoints and older code expect them
+    # the outer optimiser's settings and this process's streams, where older code reads and writes them
     lr_schedule = property(lambda self: self.outer.lr_schedule, lambda self, v: setattr(self.outer, "lr_schedule", v))
     total_steps = property(lambda self: self.outer.total_steps, lambda self, v: setattr(self.outer, "total_steps", v))
     grad_clip = property(lambda self: self.outer.grad_clip, lambda self, v: setattr(self.outer, "grad_clip", v))
+    base_lrs = property(lambda self: self.outer.base_lrs, lambda self, v: setattr(self.outer, "base_lrs", v))
+    arch_rngs = property(lambda self: self.streams.arch)
+    rngs = property(lambda self: self.streams.data)
+    arch_rng = property(lambda self: self.streams.arch[0])  # this process's first learner's
+    rng = property(lambda self: self.streams.data[0])
 
     def _meta_parameters(self) -> list[nn.Parameter]:
         """phi: the teacher's, curriculum's and optimiser's trainable tensors, each once, in that order."""
         found = {id(p): p for m in (self.teacher, self.curriculum, self.sgd) for p in m.parameters() if p.requires_grad}
         return list(found.values())
+
+    def checkpoint_parts(self) -> dict:
+        """What a checkpoint saves by name besides the outer optimiser and the streams (`checkpoint_io`)."""
+        return {"teacher": self.teacher, "curriculum": self.curriculum, "sgd": self.sgd, "objective": self.objective}
 
     def lr_factor(self, iteration: int) -> float:
         """Multiplier of the outer learning rates at `iteration` (`OuterAdam.factor`)."""
@@ -162,11 +167,7 @@ class MetaTrainer(TrainerCheckpoints):
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         if not torch.isfinite(grad_norm):
             raise diverged("meta-gradient is not finite", self.iteration)
-        if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self.lr_factor(self.iteration)
-        self.optimizer.step()
+        self.outer.step(self.params, self.iteration)  # clip (if set), this iteration's learning rates, Adam
         return self._log({"iteration": self.iteration, "meta_loss": meta_loss, "grad_norm": grad_norm.item(),
                           "inner_loss_first": inner_losses[0].item(), "inner_loss_last": inner_losses[-1].item(),
                           "lr": self.sgd.lr.detach().mean().item(),

@@ -3,7 +3,8 @@ r"""The outer optimiser: Adam on the meta-parameters $\phi$ (step 4 of Figure 1a
 $\phi$ is the teacher's weights, the curriculum's codes and the inner optimiser's learned
 tensors ($\alpha$, $\beta$). The paper updates them with Adam at a constant learning rate
 (Table 2: 0.01); `OuterAdam` holds those settings, validates them when it is made, builds
-the `torch.optim.Adam` and gives the learning-rate factor of each outer iteration.
+the `torch.optim.Adam`, takes each outer iteration's step on its schedule, and saves and
+restores Adam's state with the schedule.
 `MetaTrainer(..., outer=OuterAdam(...))` takes one.
 """
 
@@ -60,12 +61,40 @@ class OuterAdam:
             raise ValueError("lr_schedule='cosine' needs total_steps, the planned number of outer iterations")
 
     def build(self, params: Sequence[nn.Parameter], hyper: Sequence[nn.Parameter] = ()) -> torch.optim.Adam:
-        """Adam over `params`: those in `hyper` (the inner optimiser's) at `hyper_lr`, the others at `outer_lr`."""
+        """Adam over `params`: those in `hyper` (the inner optimiser's) at `hyper_lr`, the others at `outer_lr`.
+
+        The optimiser and its groups' base learning rates stay here, for `step` and the checkpoints.
+        """
         ids = {id(p) for p in hyper}
         groups = [{"params": [p for p in params if id(p) not in ids]},
                   {"params": [p for p in params if id(p) in ids],
                    "lr": self.outer_lr if self.hyper_lr is None else self.hyper_lr}]
-        return torch.optim.Adam([g for g in groups if g["params"]], lr=self.outer_lr, betas=self.betas, eps=self.eps)
+        self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=self.outer_lr, betas=self.betas,
+                                          eps=self.eps)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        return self.optimizer
+
+    def step(self, params: Sequence[nn.Parameter], iteration: int) -> None:
+        r"""$\phi \leftarrow \text{Adam}(\phi, \nabla_\phi L)$ at outer iteration `iteration`: clip, schedule, step."""
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * self.factor(iteration)
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        """Adam's state and the schedule, as a checkpoint stores them (`optimizer`, `schedule`)."""
+        return {"optimizer": self.optimizer.state_dict(),
+                "schedule": {"lr_schedule": self.lr_schedule, "total_steps": self.total_steps,
+                             "base_lrs": list(self.base_lrs)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()` output; a checkpoint's schedule (if it has one) replaces this one's."""
+        self.optimizer.load_state_dict(state["optimizer"])  # moves Adam's moments to the parameters' device
+        if state.get("schedule") is not None:
+            sched = state["schedule"]
+            self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
+            self.base_lrs = list(sched["base_lrs"])
 
     def factor(self, iteration: int) -> float:
         """Multiplier of the learning rates at outer iteration `iteration` (1 for the constant schedule)."""

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .checks import positive_float, positive_int, renamed, unit_interval, unroll_mode
-from .recompute import RecomputedUnroll
 from .learner import Learner, LearnerState
+from .recompute import RecomputedUnroll
 
 __all__ = ["Batches", "UnrolledSGD", "InnerStepCallback"]
 

@@ -15,8 +15,8 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import cuda_checks  # noqa: E402
 
-from gtn_edu.recompute import RecomputedUnroll  # noqa: E402
 from gtn_edu.meta import MetaTrainer  # noqa: E402
+from gtn_edu.recompute import RecomputedUnroll  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -42,8 +42,8 @@ def test_k_learners_average_k_single_learner_meta_gradients():
     singles, losses = [], []
     for j in (0, 1):
         one = _trainer(1)
-        one.arch_rng, one.rng = learner_streams(3, j)  # learner j's streams, as the 2-learner trainer uses
-        one.arch_rngs, one.rngs = [one.arch_rng], [one.rng]
+        arch, data = learner_streams(3, j)  # learner j's streams, as the 2-learner trainer uses
+        one.streams.arch, one.streams.data = [arch], [data]
         losses.append(one.outer_step()["meta_loss"])
         singles.append(_grads(one))
     for g2, a, b in zip(_grads(both), *singles):

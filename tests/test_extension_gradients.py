@@ -110,7 +110,7 @@ def _check(pieces_of_mode, pick, objective_of=None):
 
 
 def test_unrolled_sgd_subclass_parameter_gets_its_meta_gradient():
-    """The issue's repro: a learned weight decay in `update` had no gradient at all in checkpoint mode (now `recompute`)."""
+    """The issue's repro: a learned weight decay in `update` had no gradient in checkpoint (now `recompute`) mode."""
     _check(lambda mode: _problem(mode, sgd_cls=WeightDecaySGD), lambda p, _: p[3].log_decay)
 
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..seeding import make_rng
 
-__all__ = ["rank_and_world", "is_main", "init_process_group", "learner_streams", "all_reduce_mean_",
+__all__ = ["rank_and_world", "is_main", "init_process_group", "learner_streams", "LearnerStreams", "all_reduce_mean_",
            "average_gradients_", "broadcast_", "all_gather_objects"]
 
 
@@ -74,6 +74,41 @@ def learner_streams(seed: int, index: int, device: torch.device | str = "cpu") -
     """
     suffix = f"/{index}" if index else ""
     return make_rng(seed, "train/arch" + suffix), make_rng(seed, "train/data" + suffix, device)
+
+
+class LearnerStreams:
+    """The random-number streams of this process's learners of each outer iteration, and their saved state.
+
+    Learner j (global index: rank x `per_process` + i) has an architecture stream on the CPU
+    and a data stream on `device` (`learner_streams`). `state_dict` gathers every rank's, so
+    a checkpoint holds all of them; `load_state_dict` refuses a checkpoint written with
+    another number of learners per iteration.
+    """
+
+    def __init__(self, seed: int, per_process: int, device: torch.device | str = "cpu") -> None:
+        self.rank, self.world = rank_and_world()
+        self.per_process = per_process
+        self.indices = [self.rank * per_process + i for i in range(per_process)]
+        pairs = [learner_streams(seed, j, device) for j in self.indices]
+        self.arch, self.data = [a for a, _ in pairs], [d for _, d in pairs]
+
+    def state_dict(self) -> dict[int, dict[str, Tensor]]:
+        """`{j: {"data": state, "arch": state}}` for every learner j of every rank (a collective call)."""
+        mine = {j: {"data": d.get_state(), "arch": a.get_state()}
+                for j, a, d in zip(self.indices, self.arch, self.data)}
+        return {j: st for part in all_gather_objects(mine) for j, st in part.items()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Set this process's streams from `state_dict()` output; ValueError if the learner count differs."""
+        total = self.world * self.per_process
+        if sorted(saved) != list(range(total)):
+            raise ValueError(f"the checkpoint holds the random streams of {len(saved)} learners per outer iteration, "
+                             f"but this run has {total} ({self.world} process(es) x learners_per_step="
+                             f"{self.per_process}); resume with the learners_per_step and number of processes "
+                             "it was written with")
+        for j, arch, data in zip(self.indices, self.arch, self.data):  # generator states are CPU byte tensors
+            data.set_state(saved[j]["data"].cpu())
+            arch.set_state(saved[j]["arch"].cpu())
 
 
 def all_reduce_mean_(tensors: list[Tensor]) -> None:
