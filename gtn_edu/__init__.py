@@ -9,7 +9,8 @@ The public API, re-exported here:
 * evaluation: `few_step_accuracy`, `accuracy_per_step`, `ensemble_accuracy`;
 * configs: `GTNConfig`, `MNISTConfig`, `CIFARConfig`;
 * adding what a config names: `register_arch_space` (`GTNConfig.arch`), `register_curriculum_variant`
-  (`GTNConfig.curriculum`); an arm kind of `build_arm`: `gtn_edu.experiment.register_arm_kind`;
+  (`GTNConfig.curriculum`), `register_dataset` of a `DatasetSpec` (`GTNConfig.dataset`, `load_dataset`);
+  an arm kind of `build_arm`: `gtn_edu.experiment.register_arm_kind`;
 * random-number streams: `make_rng`, `derive_seed`.
 
 Random-number generators (`torch.Generator`) are called `rng` throughout: in a library
@@ -21,6 +22,7 @@ from .augment import RandomCropFlip
 from .config import CIFARConfig, GTNConfig, MNISTConfig
 from .curriculum import Curriculum, register_curriculum_variant
 from .data import DataNotFoundError, Dataset, Split, load_dataset
+from .datasets import DatasetSpec, register_dataset
 from .evaluate import FewStepResult, accuracy_per_step, ensemble_accuracy, few_step_accuracy
 from .learner import ConvLearner, Learner, LearnerState, MLPLearner
 from .meta import Callback, MetaLossDivergedError, MetaTrainer, OuterAdam
@@ -40,5 +42,5 @@ __all__ = [
     "LearnerBatchNorm",
     "UpsampleConv2d", "WNConv2d", "WNLinear", "BaseTeacher", "DistilledData", "RealData", "Teacher", "TensorBatches",
     "XYTeacher", "UnrolledSGD", "derive_seed", "make_rng", "RandomCropFlip", "register_arch_space",
-    "register_curriculum_variant",
+    "register_curriculum_variant", "DatasetSpec", "register_dataset",
 ]

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 
 __all__ = ["positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "unit_interval", "boolean",
-           "one_of", "sizes", "balanced", "image_shape", "value_range", "registrar", "renamed"]
+           "one_of", "sizes", "balanced", "image_shape", "value_range", "registrar", "registered", "renamed"]
 
 
 def _is_int(value) -> bool:
@@ -140,6 +140,14 @@ def registrar(registry: dict, what: str, name: str, registry_name: str, wrap=Non
         return fn
 
     return add
+
+
+def registered(name: str, value: str, registry: dict, register: str) -> str:
+    """`one_of` the names in `registry`, read when called; the error says how to add one with `register`."""
+    try:
+        return one_of(name, value, tuple(registry))
+    except ValueError as err:
+        raise ValueError(f"{err}; to add one, register it with {register}") from None
 
 
 def renamed(where: str, old: str, old_value, new: str, new_value):

@@ -18,19 +18,18 @@ from .checks import (
     one_of,
     positive_float,
     positive_int,
+    registered,
     unit_interval,
     unroll_mode,
     upgraded_config,
 )
 from .curriculum import VARIANTS
+from .datasets import DATASETS, NUM_CLASSES
 from .sizes import CIFAR_QUICK_CHANGES, QUICK_CHANGES, quick  # noqa: F401 - their home before gtn_edu.sizes
 from .sizes import sized as _sized
 
-__all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "quick", "validate", "config_for", "NUM_CLASSES",
-           "QUICK_CHANGES", "CIFAR_QUICK_CHANGES"]
-
-NUM_CLASSES = {"mnist": 10, "fashion-mnist": 10, "cifar10": 10}
-"""Classes of each dataset: inner batches hold the same number of examples of each."""
+__all__ = ["GTNConfig", "MNISTConfig", "CIFARConfig", "PAPER_TABLES", "quick", "validate", "config_for",
+           "NUM_CLASSES", "QUICK_CHANGES", "CIFAR_QUICK_CHANGES"]
 
 
 @dataclass
@@ -38,7 +37,8 @@ class GTNConfig:
     """Everything that defines one GTN run. Defaults: MNIST, Table 2.
 
     Attributes:
-        dataset: "mnist", "fashion-mnist" or "cifar10".
+        dataset: "mnist", "fashion-mnist" or "cifar10" (or a name added with
+            `gtn_edu.datasets.register_dataset`).
         inner_steps: T, SGD steps of the learner on synthetic data.
         inner_batch: B, synthetic images per inner step (a multiple of the class count).
         outer_batch: real images in each meta-loss evaluation.
@@ -125,8 +125,8 @@ class GTNConfig:
 
     @property
     def num_classes(self) -> int:
-        """Classes of `dataset`."""
-        return NUM_CLASSES[self.dataset]
+        """Classes of `dataset` (its `DatasetSpec`)."""
+        return DATASETS[self.dataset].num_classes
 
     def validate(self) -> GTNConfig:
         """Raise ValueError naming the field, the value given and the allowed range; return self.
@@ -134,7 +134,7 @@ class GTNConfig:
         Every number must be finite: an infinite learning rate or clipping limit would
         only fail later, as NaN in the weights.
         """
-        one_of("dataset", self.dataset, sorted(NUM_CLASSES))
+        registered("dataset", self.dataset, DATASETS, "gtn_edu.datasets.register_dataset")
         for name in ("inner_steps", "inner_batch", "outer_batch", "latent_dim", "teacher_hidden",
                      "teacher_channels", "teacher_conv_channels", "eval_learners", "learners_per_step"):
             positive_int(name, getattr(self, name))
@@ -157,11 +157,11 @@ class GTNConfig:
             unit_interval(f"adam_betas[{i}]", beta, low_open=False)
         for name in ("per_step_hyper", "weight_norm", "compile_step", "augment", "stack_learners"):
             boolean(name, getattr(self, name))
-        _registered("curriculum", self.curriculum, VARIANTS, "gtn_edu.curriculum.register_curriculum_variant")
+        registered("curriculum", self.curriculum, VARIANTS, "gtn_edu.curriculum.register_curriculum_variant")
         one_of("mode", self.mode, UNROLL_MODES)
         if self.stack_learners and self.compile_step:
             raise ValueError("stack_learners and compile_step cannot be combined; choose one")
-        _registered("arch", self.arch, ARCH_SPACES, "gtn_edu.arch_space.register_arch_space")
+        registered("arch", self.arch, ARCH_SPACES, "gtn_edu.arch_space.register_arch_space")
         one_of("bn_stats", self.bn_stats, ("synthetic", "real"))
         one_of("outer_lr_schedule", self.outer_lr_schedule, ("constant", "cosine"))
         if self.outer_lr_schedule == "cosine" and self.outer_steps < 1:
@@ -191,14 +191,6 @@ class GTNConfig:
         return _sized(size, dataset, **changes)
 
 
-def _registered(name: str, value: str, registry: dict, register: str) -> str:
-    """`one_of` the names in `registry`, read when the config is checked; the error says how to add one."""
-    try:
-        return one_of(name, value, tuple(registry))
-    except ValueError as err:
-        raise ValueError(f"{err}; to add one, register it with {register}") from None
-
-
 def MNISTConfig(**overrides) -> GTNConfig:  # noqa: N802 - reads like a class, as in the paper's tables
     """Table 2 (MNIST) with optional overrides."""
     return replace(GTNConfig(), **overrides)
@@ -216,10 +208,13 @@ def validate(cfg: GTNConfig) -> GTNConfig:
     return cfg.validate()
 
 
+PAPER_TABLES = {"mnist": MNISTConfig, "cifar10": CIFARConfig}
+"""The config of each paper table a dataset can name (`DatasetSpec.table`, `gtn_edu.sizes.TABLES`)."""
+
+
 def config_for(dataset: str, **overrides) -> GTNConfig:
-    """The paper's table for `dataset` (MNIST and Fashion-MNIST: Table 2; CIFAR-10: Table 3)."""
-    if dataset not in NUM_CLASSES:
-        raise ValueError(f"dataset must be one of {sorted(NUM_CLASSES)}, got {dataset!r}")
-    if dataset == "cifar10":
-        return CIFARConfig(**overrides)
-    return MNISTConfig(dataset=dataset, **overrides)
+    """The paper's table for `dataset`, the one its `DatasetSpec.table` names, with `overrides`.
+
+    MNIST and Fashion-MNIST: Table 2; CIFAR-10: Table 3. The paper size of `gtn_edu.sizes.sized`.
+    """
+    return _sized("paper", dataset, **overrides)

@@ -9,7 +9,8 @@ The data root comes from the `root` argument (the CLI's `--data-root`), else the
 environment variable `GTN_EDU_DATA`, else `~/.cache/gtn_edu`. Files are found in
 torchvision's layout and downloaded by torchvision where the network allows. The files are
 verified before use (known digests, as many labels as images, pickles that run no code): see
-`gtn_edu.data_files`.
+`gtn_edu.data_files`. What a dataset is (its classes, loader, split sizes and paper table) is
+its `DatasetSpec` in `gtn_edu.datasets`, where `register_dataset` adds one.
 """
 
 from __future__ import annotations
@@ -22,38 +23,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data_files import (
-    KNOWN_MD5,
-    PARTIAL_CIFAR,
-    DataFileError,
-    DataNotFoundError,
-    check_counts,
-    check_digest,
-    find_corrupt,
-    load_cifar_partial,
-)
+from .data_files import ENV_VAR, DataFileError, DataNotFoundError
+from .datasets import CLASS_NAMES, DATASETS
 
 __all__ = ["Split", "Dataset", "load_dataset", "data_root", "fingerprint", "DataNotFoundError", "DataFileError",
            "DATASETS", "CLASS_NAMES", "ENV_VAR"]
-
-ENV_VAR = "GTN_EDU_DATA"
-DATASETS = ("mnist", "fashion-mnist", "cifar10")
-_FILES = {
-    "mnist": ("MNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
-    "fashion-mnist": ("FashionMNIST/raw", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
-    "cifar10": ("cifar-10-batches-py", ["data_batch_1", "...", "data_batch_5", "test_batch", "batches.meta"]),
-}
-CLASS_NAMES = {
-    "mnist": tuple(str(d) for d in range(10)),
-    "fashion-mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                      "ankle boot"),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-}
-"""The name of each class label, in label order."""
-_VAL_SIZE = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 5_000}
-_FULL_TRAIN = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
 
 
 @dataclass
@@ -153,67 +127,17 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser()
 
 
-def _missing_message(name: str, root: Path, reason: str) -> str:
-    folder, files = _FILES[name]
-    return (f"{name} was not found under the data root {root} and could not be downloaded ({reason}).\n"
-            f"Either let torchvision download it (needs internet), or put these files in {root / folder}:\n  "
-            + "\n  ".join(files)
-            + f"\nthen pass --data-root {root} or set {ENV_VAR}={root}.")
-
-
-def _load_torchvision(name: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    import torchvision.datasets as tvd
-
-    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
-    if not root.is_dir() and not download:
-        raise DataNotFoundError(_missing_message(name, root, "the folder does not exist"))
-    try:
-        train, test = cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
-    except DataNotFoundError:
-        raise
-    except Exception as err:  # torchvision raises RuntimeError, URLError, OSError, ...
-        folder, files = _FILES[name]
-        find_corrupt(root / folder, files)  # a present but broken file is named, not reported as missing
-        if name == "cifar10" and (root / PARTIAL_CIFAR).is_dir():
-            return load_cifar_partial(root)
-        raise DataNotFoundError(_missing_message(name, root, f"{type(err).__name__}: {err}")) from err
-    _verify(name, root, train, test)
-
-    def as_tensors(ds) -> tuple[Tensor, Tensor]:
-        x = torch.as_tensor(ds.data)
-        x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
-        return x.float().div_(255), torch.as_tensor(ds.targets, dtype=torch.long)
-
-    return (*as_tensors(train), *as_tensors(test))
-
-
-def _verify(name: str, root: Path, train, test) -> None:
-    """Refuse splits whose images and labels differ in number, and raw files that are not the published ones.
-
-    CIFAR-10 needs neither: torchvision loads its batches only when each has the expected md5.
-    """
-    if name == "cifar10":
-        return
-    folder = _FILES[name][0]
-    for ds, prefix in ((train, "train"), (test, "t10k")):
-        files = [root / folder / f"{prefix}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-        if not all(path.is_file() for path in files):  # read from torchvision's older processed/ layout
-            files = [Path(ds.processed_folder) / (ds.training_file if prefix == "train" else ds.test_file)] * 2
-        check_counts(tuple(files), len(ds.data), len(ds.targets))
-    for rel in KNOWN_MD5:  # only raw files that exist are compared; .gz and processed/ files are not
-        if rel.startswith(folder + "/"):
-            check_digest(root, rel)
-
-
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True,
                  val_size: int | None = None, seed: int = 0, device: torch.device | str = "cpu") -> Dataset:
     """Load a dataset as normalised tensors, split into train / validation / test.
 
     Args:
-        name: "mnist", "fashion-mnist" or "cifar10".
+        name: "mnist", "fashion-mnist" or "cifar10" (or a name added with
+            `gtn_edu.datasets.register_dataset`).
         root: data root (default: $GTN_EDU_DATA, else ~/.cache/gtn_edu).
-        download: let torchvision download missing files.
-        val_size: images held out of the training set (paper: 10k MNIST, 5k CIFAR-10).
+        download: let the loader download missing files (torchvision, for the built-in datasets).
+        val_size: images held out of the training set (default: the spec's `val_size`; paper:
+            10k MNIST, 5k CIFAR-10).
         seed: seed of the uniform train/validation split.
         device: where to keep the tensors (the whole set fits on any GPU).
 
@@ -227,12 +151,14 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
             one; `GTN_EDU_SKIP_DIGESTS=1` accepts it) or paired with the wrong file; the message names it.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {tuple(DATASETS)}; to add one, register it with "
+                         "gtn_edu.datasets.register_dataset")
+    spec = DATASETS[name]
     root = data_root(root)
-    x_tr, y_tr, x_te, y_te = _load_torchvision(name, root, download)
-    val_size = _VAL_SIZE[name] if val_size is None else val_size
-    if val_size == _VAL_SIZE[name] and len(y_tr) < _FULL_TRAIN[name]:  # a partial copy: keep the ratio
-        val_size = round(len(y_tr) * _VAL_SIZE[name] / _FULL_TRAIN[name])
+    x_tr, y_tr, x_te, y_te = spec.check_loaded(spec.load(root, download))
+    val_size = spec.val_size if val_size is None else val_size
+    if val_size == spec.val_size and len(y_tr) < spec.full_train:  # a partial copy: keep the ratio
+        val_size = round(len(y_tr) * spec.val_size / spec.full_train)
     if not 0 <= val_size < len(y_tr):
         raise ValueError(f"val_size must be in [0, {len(y_tr)}), got {val_size}")
     perm = torch.randperm(len(y_tr), generator=torch.Generator().manual_seed(seed))

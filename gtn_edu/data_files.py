@@ -29,6 +29,7 @@ from torch import Tensor
 __all__ = ["DataNotFoundError", "DataFileError", "KNOWN_MD5", "SKIP_DIGESTS_VAR", "SafeUnpickler", "check_digest",
            "check_counts", "find_corrupt", "read_cifar_batch", "load_cifar_partial"]
 
+ENV_VAR = "GTN_EDU_DATA"  # the data root, when no root is given (`gtn_edu.data.data_root`)
 SKIP_DIGESTS_VAR = "GTN_EDU_SKIP_DIGESTS"
 PARTIAL_CIFAR = "cifar-10-batches-py-partial"
 PARTIAL_FILES = ("data_batch_1.first4000", "test_batch.first1000")

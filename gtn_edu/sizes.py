@@ -1,8 +1,13 @@
 """Run sizes of the image tasks: `tiny` (seconds: tests, CI), `quick` (a 2-core CPU, minutes), `paper` (a GPU).
 
 `GTNConfig.sized(size, dataset)` (or `sized` here) is the one call that picks a size: the
-paper's table for the dataset (`config_for`), with the size's changes on top. The tutorials
-use it; `gtn-edu train --quick` applies `quick`. `device_for(size)` says where a size runs.
+paper's table for the dataset (`config_for`), with the size's changes on top. Which table and
+changes is the dataset's `DatasetSpec.table`, a key of `TABLES`. The tutorials use it;
+`gtn-edu train --quick` applies `quick`. `device_for(size)` says where a size runs.
+
+Each size's inner batch is a multiple of the dataset's class count (labels are balanced):
+the table's, rounded to the nearest multiple. The built-in datasets have ten classes, and
+every size's batch is already one (Table 2's 128 is 130 for this reason).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .checks import registered
+
 if TYPE_CHECKING:
     from .config import GTNConfig
 
-__all__ = ["SIZES", "QUICK_CHANGES", "CIFAR_QUICK_CHANGES", "TINY_CHANGES", "CIFAR_TINY_CHANGES", "quick", "sized",
-           "device_for"]
+__all__ = ["SIZES", "QUICK_CHANGES", "CIFAR_QUICK_CHANGES", "TINY_CHANGES", "CIFAR_TINY_CHANGES", "TABLES", "quick",
+           "sized", "device_for"]
 
 SIZES = ("tiny", "quick", "paper")
 """The run sizes, smallest first."""
@@ -65,17 +72,6 @@ The inner lr starts at 0.2 (8 steps of real data trained these learners best at 
 0.3) and is learned from there.
 """
 
-_QUICK = {"mnist": QUICK_CHANGES, "fashion-mnist": QUICK_CHANGES, "cifar10": CIFAR_QUICK_CHANGES}
-
-
-def quick(cfg: GTNConfig) -> GTNConfig:
-    """The CPU-sized variant of `cfg`: `QUICK_CHANGES` (MNIST, Fashion-MNIST) or
-    `CIFAR_QUICK_CHANGES` (CIFAR-10, which also changes the learner space, Adam's settings
-    and the BatchNorm statistics of scoring) applied to it; the rest of `cfg` (dataset,
-    augmentation, ...) stays."""
-    return replace(cfg, **_QUICK[cfg.dataset])
-
-
 TINY_CHANGES = dict(
     inner_steps=4, inner_batch=20, outer_batch=32, outer_steps=3, init_lr=0.1, per_step_hyper=True, latent_dim=16,
     teacher_hidden=32, teacher_channels=8, teacher_conv_channels=8, arch_scale=0.125, mode="full", eval_learners=2)
@@ -84,25 +80,47 @@ TINY_CHANGES = dict(
 CIFAR_TINY_CHANGES = {**TINY_CHANGES, "arch": "mnist", "arch_scale": 0.0625, "bn_stats": "real"}
 """`tiny` for CIFAR-10: the quick size's learner family at a sixteenth of its widths."""
 
-_TINY = {"mnist": TINY_CHANGES, "fashion-mnist": TINY_CHANGES, "cifar10": CIFAR_TINY_CHANGES}
+TABLES = {"mnist": {"quick": QUICK_CHANGES, "tiny": TINY_CHANGES},
+          "cifar10": {"quick": CIFAR_QUICK_CHANGES, "tiny": CIFAR_TINY_CHANGES}}
+"""What each CPU size changes in each paper table; a dataset names its table (`DatasetSpec.table`).
+
+"mnist" is Table 2 (`MNISTConfig`: MNIST, Fashion-MNIST), "cifar10" Table 3 (`CIFARConfig`:
+CIFAR-10); `gtn_edu.config.PAPER_TABLES` holds their configs. The paper size changes nothing.
+"""
+
+
+def _changes(size: str, dataset: str, inner_batch: int) -> dict:
+    """What `size` changes in a config of `dataset`'s table whose inner batch is `inner_batch`, balanced."""
+    from .datasets import DATASETS
+
+    spec = DATASETS[dataset]
+    changes, k = TABLES[spec.table].get(size, {}), spec.num_classes
+    return {**changes, "inner_batch": max(1, round(changes.get("inner_batch", inner_batch) / k)) * k}
+
+
+def quick(cfg: GTNConfig) -> GTNConfig:
+    """The CPU-sized variant of `cfg`: `QUICK_CHANGES` (MNIST, Fashion-MNIST) or
+    `CIFAR_QUICK_CHANGES` (CIFAR-10, which also changes the learner space, Adam's settings
+    and the BatchNorm statistics of scoring) applied to it, as the dataset's table says; the
+    rest of `cfg` (dataset, augmentation, ...) stays."""
+    return replace(cfg, **_changes("quick", cfg.dataset, cfg.inner_batch))
 
 
 def sized(size: str, dataset: str = "mnist", **changes) -> GTNConfig:
     """The config of `size` ("tiny", "quick" or "paper") for `dataset`, with `changes` on top.
 
-    "paper" is the paper's table (Table 2 for MNIST and Fashion-MNIST, Table 3 for CIFAR-10),
-    "quick" is `quick` of it, "tiny" applies `TINY_CHANGES` (`CIFAR_TINY_CHANGES`).
+    "paper" is the paper's table of the dataset's `DatasetSpec.table` (Table 2 for MNIST and
+    Fashion-MNIST, Table 3 for CIFAR-10), "quick" is `quick` of it, "tiny" applies
+    `TINY_CHANGES` (`CIFAR_TINY_CHANGES`). `changes` are applied as given.
     """
-    from .config import config_for
+    from .config import PAPER_TABLES
+    from .datasets import DATASETS
 
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
-    cfg = config_for(dataset)
-    if size == "quick":
-        cfg = quick(cfg)
-    elif size == "tiny":
-        cfg = replace(cfg, **_TINY[dataset])
-    return replace(cfg, **changes) if changes else cfg
+    registered("dataset", dataset, DATASETS, "gtn_edu.datasets.register_dataset")
+    table = PAPER_TABLES[DATASETS[dataset].table]()
+    return replace(table, **{"dataset": dataset, **_changes(size, dataset, table.inner_batch), **changes})
 
 
 def device_for(size: str) -> str:

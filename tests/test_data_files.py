@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from gtn_edu.cli import main
-from gtn_edu.data import DataNotFoundError, _load_torchvision, load_dataset
+from gtn_edu.data import DataNotFoundError, load_dataset
+from gtn_edu.datasets import DATASETS
 
 SKIP = "GTN_EDU_SKIP_DIGESTS"  # the documented escape for a trusted copy that differs from the published one
 PARTIAL = "cifar-10-batches-py-partial"
@@ -121,7 +122,7 @@ def test_partial_cifar_copy_loads_as_torchvision_read_it(partial_root, tmp_path,
             return True
 
     _copy_partial(partial_root, tmp_path)
-    x_tr, y_tr, x_te, y_te = _load_torchvision("cifar10", tmp_path, download=False)
+    x_tr, y_tr, x_te, y_te = DATASETS["cifar10"].load(tmp_path, download=False)
     assert "PARTIAL" in capsys.readouterr().err
     for x, y, train in ((x_tr, y_tr, True), (x_te, y_te, False)):
         stock = CIFAR10Partial(str(partial_root), train=train, download=False)
@@ -204,7 +205,7 @@ def test_mnist_label_file_with_another_digest_is_refused_unless_skipped(data_roo
     msg = str(err.value)
     assert str(path) in msg and MNIST_TRAIN_LABELS_MD5 in msg and _md5(path) in msg and SKIP in msg
     monkeypatch.setenv(SKIP, "1")
-    x_tr, y_tr, _, _ = _load_torchvision("mnist", tmp_path, download=False)
+    x_tr, y_tr, _, _ = DATASETS["mnist"].load(tmp_path, download=False)
     assert len(y_tr) == 60000 and y_tr[0].item() == labels[8]
 
 
