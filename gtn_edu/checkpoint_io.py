@@ -25,7 +25,7 @@ from .checks import upgraded_config
 __all__ = ["TrainerCheckpoints", "CHECKPOINT_VERSION", "CheckpointError", "read_checkpoint", "atomic_save"]
 
 CHECKPOINT_VERSION = 2
-"""2: adds history, schedule and objective state (version-1 checkpoints still load)."""
+"""The layout `state_dict` writes and `load_state_dict` reads (2: with history, schedule and objective state)."""
 
 
 class CheckpointError(ValueError):
@@ -104,17 +104,16 @@ class TrainerCheckpoints:
     def load_state_dict(self, ckpt: dict) -> None:
         """Restore from `state_dict()` output (tensors may be on any device: each goes where it belongs)."""
         version = ckpt.get("version")
-        if version not in (1, CHECKPOINT_VERSION):
-            raise ValueError(f"checkpoint version {version} is not one this gtn_edu reads (1 or {CHECKPOINT_VERSION})")
+        if version != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {version} is not one this gtn_edu reads ({CHECKPOINT_VERSION}); "
+                             "start the run over")
         sd = ckpt["state_dict"]
         for name, part in self.checkpoint_parts().items():
-            part.load_state_dict(sd.get(name, {}) if name == "objective" else sd[name])  # version 1: no objective
-        self.outer.load_state_dict({"optimizer": sd["optimizer"], "schedule": ckpt.get("schedule")})
-        rng = ckpt["rng"]
-        saved = dict(rng.get("learners", {}))  # version 1 kept only learner 0's, under "data" (or "generator")
-        saved.setdefault(0, {"data": rng.get("data", rng.get("generator")), "arch": rng["arch"]})
-        self.streams.load_state_dict(saved)
-        self.history = list(ckpt.get("history", []))
+            part.load_state_dict(sd[name])
+        self.outer.load_state_dict({"optimizer": sd["optimizer"], "schedule": ckpt["schedule"]})
+        rng = ckpt["rng"]  # files from before several learners per step (issue 13) hold learner 0's only
+        self.streams.load_state_dict(rng.get("learners") or {0: {"data": rng["data"], "arch": rng["arch"]}})
+        self.history = list(ckpt["history"])
         self.iteration = ckpt["iteration"]
 
     def save(self, path: str | Path) -> Path:

@@ -52,11 +52,6 @@ class LearnerState:
         """`opt_state` under its name before inner rules could keep other state (SGD's momentum buffers)."""
         return self.opt_state
 
-    @property
-    def momentum(self) -> dict[str, Tensor]:
-        """Old name of `opt_state` (kept so code written for gtn_edu 0.1 runs)."""
-        return self.opt_state
-
     def tensors(self) -> list[Tensor]:
         """All tensors in a fixed order: params, momentum buffer, BN buffers."""
         return [*self.params.values(), *self.opt_state.values(), *self.buffers.values()]

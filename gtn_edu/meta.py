@@ -40,7 +40,7 @@ from .curriculum import Curriculum
 from .fast.distributed import LearnerStreams, all_reduce_mean_, average_gradients_, broadcast_
 from .fast.stacked import unroll_learners
 from .learner import Learner, LearnerState
-from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: 0.1's import path
+from .objective import MetaObjective, RealBatchLoss, as_objective  # noqa: F401 - RealBatchLoss: importable here too
 from .outer import OUTER_FIELDS, OuterAdam
 from .teacher import BaseTeacher
 from .unrolled import UnrolledSGD

@@ -95,7 +95,7 @@ class RealBatchLoss(MetaObjective):
 
 
 class _FunctionObjective(MetaObjective):
-    """A plain `fn(learner, states) -> (loss, logs)` (gtn_edu 0.1's meta-loss form), as an objective."""
+    """A plain `fn(learner, states) -> (loss, logs)` as an objective: no state, no random numbers."""
 
     def __init__(self, fn: Callable[[Learner, Sequence[LearnerState]], tuple[Tensor, dict]]) -> None:
         super().__init__()

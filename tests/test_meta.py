@@ -422,3 +422,14 @@ def test_the_old_mode_name_checkpoint_still_works_and_old_files_resume(tmp_path)
     with pytest.warns(DeprecationWarning, match="gtn_edu.recompute.RecomputedUnroll"):
         old_module = importlib.import_module("gtn_edu.checkpointing")
     assert old_module.CheckpointedUnroll is RecomputedUnroll
+
+
+def test_a_checkpoint_of_another_layout_version_is_refused(tmp_path):
+    """Only the current layout loads (no 0.1-era version-1 reader); the message names the versions."""
+    a = _trainer()
+    a.fit(1)
+    ckpt = a.state_dict()
+    ckpt["version"] = 1
+    torch.save(ckpt, tmp_path / "v1.pt")
+    with pytest.raises(ValueError, match="version 1 is not one this gtn_edu reads \\(2\\)"):
+        _trainer().load(tmp_path / "v1.pt")
