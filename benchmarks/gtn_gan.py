@@ -46,7 +46,7 @@ from gtn_edu import GTNConfig, few_step_accuracy, load_dataset
 from gtn_edu.evaluate import bn_images_for
 from gtn_edu.experiment import build_arm
 from gtn_edu.gan import Discriminator, GANObjective, gan_step
-from gtn_edu.seeding import derive_seed
+from gtn_edu.seeding import seeded
 
 ARMS = ("gtn", "gtn_gan", "gan")
 LABELS = {"gan_early": "GAN, early", "gan": "GAN, late", "gtn": "GTN", "gtn_gan": "GTN-GAN"}
@@ -66,8 +66,7 @@ def build(name: str, plan: str, data):
     """The arm with its `GANObjective` (lambda 0 for `gtn`); teacher and discriminator start from the config's seed."""
     cfg = config(plan)
     arm = build_arm("gtn", cfg, data, progress=plan != "smoke")
-    with torch.random.fork_rng(devices=[]):  # D's initial weights from the stream (seed, "init/discriminator")
-        torch.manual_seed(derive_seed(cfg.seed, "init/discriminator"))
+    with seeded(cfg.seed, "init/discriminator"):  # D's initial weights from the stream of that purpose
         discriminator = Discriminator(data.image_shape)
     arm.trainer.objective = GANObjective(arm.trainer.objective, arm.teacher, arm.curriculum, data.train,
                                          weight=0.0 if name == "gtn" else WEIGHT, batch_size=128,

@@ -28,7 +28,7 @@ from .fast.distributed import is_main
 from .meta import Callback, MetaTrainer, OuterAdam
 from .objective import RealBatchLoss
 from .runs import StopOnSignal
-from .seeding import derive_seed
+from .seeding import seeded
 from .teacher import DistilledData, RealData, Teacher
 from .unrolled import UnrolledSGD
 from .viz import class_images, curriculum_images, save_image_grid
@@ -128,8 +128,7 @@ def build_arm(kind: str, cfg: GTNConfig, data: Dataset, *, device: torch.device 
     torch's global random state is left as it was. `generator` (with `generator_kwargs`)
     is the GTN arm's teacher class, e.g. `XYTeacher` with `conditional=False`.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(derive_seed(cfg.seed, "init/teacher"))
+    with seeded(cfg.seed, "init/teacher"):
         return _build_arm(kind, cfg, data, device, log_path, callbacks, progress, generator, generator_kwargs)
 
 

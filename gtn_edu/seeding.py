@@ -18,10 +18,12 @@ Naming: a `torch.Generator` is called `rng` throughout gtn_edu; "generator" is t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-__all__ = ["derive_seed", "make_rng", "evaluation_streams", "PURPOSES"]
+__all__ = ["derive_seed", "make_rng", "evaluation_streams", "seeded", "PURPOSES"]
 
 PURPOSES = ("init/teacher", "train/arch", "train/data", "eval/arch", "eval/data")
 """The streams the library itself uses: the teacher's initialisation (`build_arm`), then
@@ -41,6 +43,19 @@ def derive_seed(seed: int, purpose: str) -> int:
 def make_rng(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
     """A `torch.Generator` on `device` seeded for `(seed, purpose)`."""
     return torch.Generator(device).manual_seed(derive_seed(seed, purpose))
+
+
+@contextmanager
+def seeded(seed: int, purpose: str) -> Iterator[None]:
+    """Within: torch's default CPU generator seeded for `(seed, purpose)`; afterwards, as it was.
+
+    For what draws from the global generator, as layer constructors do (a teacher's, a
+    critic's, a discriminator's initial weights). Only the CPU generator is touched:
+    `torch.manual_seed` would also reseed every CUDA device, outside what is restored.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(derive_seed(seed, purpose))
+        yield
 
 
 def evaluation_streams(seed: int, device: torch.device | str = "cpu") -> tuple[torch.Generator, torch.Generator]:

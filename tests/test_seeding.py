@@ -42,3 +42,19 @@ def test_evaluation_draws_architectures_and_data_from_different_streams():
     few_step_accuracy(Spy(x, y), Curriculum.no_curriculum(2, 4, 2), UnrolledSGD(), space, Split(x, y),
                       n_learners=1, seed=7)
     assert seen["arch"] != seen["data"]
+
+
+def test_seeded_draws_from_the_purpose_stream_and_restores_the_global_generator():
+    """`seeded(seed, purpose)`: what draws from torch's global generator inside it draws the
+    stream (seed, purpose); outside, the global generator continues as if nothing happened."""
+    from gtn_edu.seeding import derive_seed, seeded
+
+    torch.manual_seed(7)
+    expected_after = torch.rand(3)
+    torch.manual_seed(7)
+    with seeded(0, "init/teacher"):
+        inside = torch.rand(3)
+    assert torch.equal(torch.rand(3), expected_after)
+    assert torch.equal(inside, torch.rand(3, generator=torch.Generator().manual_seed(derive_seed(0, "init/teacher"))))
+    with seeded(1, "init/teacher"):
+        assert not torch.equal(torch.rand(3), inside)

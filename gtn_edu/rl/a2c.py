@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..seeding import derive_seed, make_rng
+from ..seeding import make_rng, seeded
 from .env import MAX_STEPS, make_envs, play
 from .objective import A2CObjective
 from .policy import PolicySpace
@@ -55,8 +55,7 @@ def train_a2c(env_steps: int, *, num_envs: int = 16, lr: float = 1e-2, hidden: i
     for p in params:
         p.requires_grad_()
     optimizer = torch.optim.Adam(params, lr=lr)
-    with torch.random.fork_rng(devices=[]):  # the critic's initialisation, from its own stream
-        torch.default_generator.manual_seed(derive_seed(seed, "a2c/value"))
+    with seeded(seed, "a2c/value"):  # the critic's initialisation, from its own stream
         objective = A2CObjective(num_envs, max_steps, gamma=gamma, value_hidden=hidden, value_lr=value_lr,
                                  value_steps=value_steps)
     data_rng, eval_rng = make_rng(seed, "a2c/data"), make_rng(seed, "a2c/eval")

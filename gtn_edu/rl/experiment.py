@@ -20,7 +20,7 @@ import torch
 from ..checkpoint_io import read_checkpoint
 from ..fast import FusedSGD
 from ..meta import Callback, MetaTrainer, OuterAdam
-from ..seeding import derive_seed
+from ..seeding import seeded
 from ..unrolled import UnrolledSGD
 from .a2c import train_a2c
 from .config import CartPoleConfig, new_names
@@ -85,8 +85,7 @@ class CurveCallback(Callback):
 def build_cartpole(cfg: CartPoleConfig, *, log_path: str | Path | None = None, progress: bool = True) -> CartPoleRun:
     """Teacher, curriculum, inner SGD, policy space, A2C objective and trainer of `cfg`, seeded from `cfg.seed`."""
     device = torch.device(cfg.device)
-    with torch.random.fork_rng(devices=[]):  # teacher, codes and critic start from the run's own stream
-        torch.default_generator.manual_seed(derive_seed(cfg.seed, "init/teacher"))
+    with seeded(cfg.seed, "init/teacher"):  # teacher, codes and critic start from the run's own stream
         teacher = PairTeacher(cfg.latent_dim, (cfg.teacher_hidden, cfg.teacher_hidden), weight_norm=cfg.weight_norm)
         curriculum = teacher.curriculum(cfg.inner_batch, cfg.inner_steps)
         objective = A2CObjective(cfg.num_envs, cfg.max_steps, gamma=cfg.gamma, normalize=cfg.normalize,
