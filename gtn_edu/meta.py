@@ -106,7 +106,7 @@ class MetaTrainer(TrainerCheckpoints):
         if not self.params:
             raise ValueError("nothing to meta-learn: teacher, curriculum and sgd have no trainable parameters")
         broadcast_(self.params)  # every rank starts from rank 0's teacher
-        self.optimizer = self.outer.build(self.params, hyper=list(sgd.parameters()))
+        self.outer.build(self.params, hyper=list(sgd.parameters()))  # Adam, kept by `outer`
         self.iteration, self.history = 0, []
 
     # the outer optimiser's settings and this process's streams, where older code reads and writes them
@@ -114,6 +114,7 @@ class MetaTrainer(TrainerCheckpoints):
     total_steps = property(lambda self: self.outer.total_steps, lambda self, v: setattr(self.outer, "total_steps", v))
     grad_clip = property(lambda self: self.outer.grad_clip, lambda self, v: setattr(self.outer, "grad_clip", v))
     base_lrs = property(lambda self: self.outer.base_lrs, lambda self, v: setattr(self.outer, "base_lrs", v))
+    optimizer = property(lambda self: self.outer.optimizer)  # the torch.optim.Adam that `outer` built
     arch_rngs = property(lambda self: self.streams.arch)
     rngs = property(lambda self: self.streams.data)
     arch_rng = property(lambda self: self.streams.arch[0])  # this process's first learner's

@@ -89,12 +89,11 @@ class OuterAdam:
                              "base_lrs": list(self.base_lrs)}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore `state_dict()` output; a checkpoint's schedule (if it has one) replaces this one's."""
+        """Restore `state_dict()` output; the checkpoint's schedule replaces this one's."""
         self.optimizer.load_state_dict(state["optimizer"])  # moves Adam's moments to the parameters' device
-        if state.get("schedule") is not None:
-            sched = state["schedule"]
-            self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
-            self.base_lrs = list(sched["base_lrs"])
+        sched = state["schedule"]
+        self.lr_schedule, self.total_steps = sched["lr_schedule"], sched["total_steps"]
+        self.base_lrs = list(sched["base_lrs"])
 
     def factor(self, iteration: int) -> float:
         """Multiplier of the learning rates at outer iteration `iteration` (1 for the constant schedule)."""

@@ -73,6 +73,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, steps: int, resume:
             with open(f"{out}/history_{tr.iteration}.json", "w") as f:
                 json.dump([r["meta_loss"] for r in tr.history], f)
     finally:
+        dist.barrier()  # both ranks done before either tears gloo down (else, now and then, SIGABRT at exit)
         dist.destroy_process_group()
 
 
